@@ -1,0 +1,1 @@
+"""Diffusion core: VP schedule, the UNet, Ellipses phantoms, prior loading and training."""

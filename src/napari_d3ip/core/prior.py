@@ -1,0 +1,167 @@
+"""A diffusion prior: the UNet, its VP schedule and a card that says how it was made.
+
+Weights are stored with safetensors (never pickle); the JSON card beside them records the
+architecture, the training command, steps, seed, machine, commit, sha256 of the weights and
+the measured quality. `load_prior("ellipses-64")` finds a prior shipped inside the package;
+`load_prior("/path/to/x.safetensors")` loads a user's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from .schedule import VPSchedule, tweedie
+from .unet import UNet, UNetConfig, count_parameters
+
+SHIPPED_DIR = "priors"
+
+
+class PriorError(ValueError):
+    """A prior could not be loaded: the message names the problem and the fix."""
+
+
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@dataclass
+class Prior:
+    """epsilon-prediction network + schedule + card (provenance and measured quality)."""
+
+    net: UNet
+    schedule: VPSchedule = field(default_factory=VPSchedule)
+    card: dict = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return str(self.card.get("name", "unnamed"))
+
+    @property
+    def image_size(self) -> int:
+        return self.net.config.image_size
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.net.parameters()).device
+
+    def to(self, device: torch.device | str) -> Prior:
+        self.net.to(device)
+        return self
+
+    def eps(self, x_t: torch.Tensor, t: int, autocast_bf16: bool = False) -> torch.Tensor:
+        """Noise estimate in float32 (optionally computed under bf16 autocast on CPU/CUDA)."""
+        if autocast_bf16:
+            with torch.autocast(device_type=x_t.device.type, dtype=torch.bfloat16):
+                return self.net(x_t, t).float()
+        return self.net(x_t, t)
+
+    def tweedie(self, x_t: torch.Tensor, t: int) -> torch.Tensor:
+        """Posterior mean E[x0 | x_t] by Tweedie's formula."""
+        return tweedie(x_t, self.eps(x_t, t), self.schedule.alpha_bar(t))
+
+    def save(self, path: str | Path, card: dict | None = None) -> Path:
+        """Write `path` (.safetensors) and `path.with_suffix('.json')` (the card, with sha256)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().float().contiguous().cpu() for k, v in self.net.state_dict().items()}
+        save_file(state, str(path))
+        card = dict(self.card if card is None else card)
+        card.update(
+            architecture=self.net.config.to_dict(),
+            image_size=self.image_size,
+            parameters=count_parameters(self.net),
+            schedule={"T": self.schedule.T, "beta_start": self.schedule.beta_start,
+                      "beta_end": self.schedule.beta_end},
+            weights_file=path.name,
+            sha256=sha256_file(path),
+        )
+        card.setdefault("name", path.stem)
+        path.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
+        self.card = card
+        return path
+
+
+def shipped_priors() -> list[str]:
+    """Names of the priors that ship inside the package."""
+    root = resources.files("napari_d3ip") / SHIPPED_DIR
+    return sorted(p.name[: -len(".safetensors")] for p in root.iterdir()
+                  if p.name.endswith(".safetensors"))
+
+
+def _resolve(name_or_path: str | Path) -> Path:
+    p = Path(name_or_path)
+    if p.suffix == ".json":
+        p = p.with_suffix(".safetensors")
+    if p.suffix == ".safetensors" or p.exists() or "/" in str(name_or_path):
+        if not p.exists():
+            raise PriorError(f"prior weights file not found: {p}")
+        return p
+    root = resources.files("napari_d3ip") / SHIPPED_DIR
+    cand = Path(str(root / f"{name_or_path}.safetensors"))
+    if not cand.exists():
+        raise PriorError(
+            f"unknown prior {str(name_or_path)!r}: shipped priors are {shipped_priors()}; "
+            "or pass the path of a .safetensors file with its .json card beside it"
+        )
+    return cand
+
+
+def load_prior(
+    name_or_path: str | Path = "ellipses-64",
+    device: torch.device | str = "cpu",
+    verify: bool = True,
+) -> Prior:
+    """Load a shipped prior by name or a user's prior from a .safetensors path (card beside it)."""
+    path = _resolve(name_or_path)
+    card_path = path.with_suffix(".json")
+    if not card_path.exists():
+        raise PriorError(f"prior card missing: expected {card_path} beside {path.name}")
+    try:
+        card = json.loads(card_path.read_text())
+    except json.JSONDecodeError as e:
+        raise PriorError(f"prior card {card_path} is not valid JSON: {e}") from e
+    if verify and "sha256" in card:
+        digest = sha256_file(path)
+        if digest != card["sha256"]:
+            raise PriorError(
+                f"sha256 of {path.name} is {digest[:12]}…, the card says {card['sha256'][:12]}…: "
+                "the weights were changed or the card belongs to another file"
+            )
+    if "architecture" not in card:
+        raise PriorError(f"prior card {card_path} has no 'architecture' field")
+    net = UNet(UNetConfig.from_dict(card["architecture"]))
+    try:
+        state = load_file(str(path))
+    except Exception as e:  # safetensors raises its own error types
+        raise PriorError(f"cannot read weights {path}: {e}") from e
+    try:
+        net.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        raise PriorError(f"weights in {path.name} do not fit the card's architecture: {e}") from e
+    net.eval().requires_grad_(False)
+    sched = VPSchedule(**card.get("schedule", {}))
+    card.setdefault("name", path.stem)
+    return Prior(net=net, schedule=sched, card=card).to(device)
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """'auto' picks CUDA when present, else CPU; 'cuda' without a GPU is a clear error."""
+    d = str(device)
+    if d == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if d.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was asked for but no CUDA GPU is available; use 'auto' or 'cpu'")
+    if d not in ("cpu",) and not d.startswith("cuda") and d != "mps":
+        raise ValueError(f"unknown device {d!r}: use auto, cpu or cuda")
+    return torch.device(d)

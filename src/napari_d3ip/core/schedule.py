@@ -1,0 +1,93 @@
+"""VP (DDPM) noise schedule, the sampling time grid, Tweedie and the DDS-form step.
+
+Conventions (ALGORITHM.md 2): linear beta 1e-4 -> 0.02 over T = 1000 steps,
+alpha_bar_t = prod_{s<=t} (1 - beta_s), alpha_bar_{-1} = 1; the network sees the integer t.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class VPSchedule:
+    """Linear-beta variance-preserving schedule."""
+
+    T: int = 1000
+    beta_start: float = 1e-4
+    beta_end: float = 0.02
+
+    def betas(self) -> torch.Tensor:
+        return torch.linspace(self.beta_start, self.beta_end, self.T, dtype=torch.float64)
+
+    def alpha_bars(self) -> torch.Tensor:
+        """alpha_bar_t for t = 0..T-1 (float64)."""
+        return torch.cumprod(1.0 - self.betas(), dim=0)
+
+    def alpha_bar(self, t: int) -> float:
+        """alpha_bar at integer t; t = -1 gives 1 (the clean end of the trajectory)."""
+        if t < 0:
+            return 1.0
+        if t >= self.T:
+            raise ValueError(f"t={t} is outside the schedule (0..{self.T - 1})")
+        return float(self.alpha_bars()[t])
+
+    def time_grid(self, nfe: int = 50, t_start: int | None = None) -> list[int]:
+        """Descending integer times with `nfe` entries ending at 0.
+
+        nfe = 50, T = 1000 gives 980, 960, ..., 20, 0 (the reference grid). `t_start`
+        caps the first time (used by initialisation at t* < T).
+        """
+        if nfe < 1:
+            raise ValueError(f"nfe must be >= 1, got {nfe}")
+        if nfe > self.T:
+            raise ValueError(f"nfe={nfe} exceeds the {self.T} schedule steps")
+        stride = self.T // nfe
+        grid = [i * stride for i in range(nfe)][::-1]
+        if t_start is not None:
+            grid = [t for t in grid if t <= t_start]
+            if not grid:
+                raise ValueError(f"t_start={t_start} leaves no time in the grid")
+        return grid
+
+
+def tweedie(x_t: torch.Tensor, eps: torch.Tensor, alpha_bar: float) -> torch.Tensor:
+    """Posterior mean x0_hat = (x_t - sqrt(1 - ab) eps) / sqrt(ab)."""
+    return (x_t - (1.0 - alpha_bar) ** 0.5 * eps) / alpha_bar**0.5
+
+
+def noise_from_x0(x_t: torch.Tensor, x0: torch.Tensor, alpha_bar: float) -> torch.Tensor:
+    """The noise direction consistent with x_t and x0: (x_t - sqrt(ab) x0) / sqrt(1 - ab)."""
+    return (x_t - alpha_bar**0.5 * x0) / max(1.0 - alpha_bar, 1e-12) ** 0.5
+
+
+def q_sample(x0: torch.Tensor, noise: torch.Tensor, alpha_bar: float | torch.Tensor) -> torch.Tensor:
+    """Forward diffusion x_t = sqrt(ab) x0 + sqrt(1 - ab) noise (ab scalar or per-sample)."""
+    if isinstance(alpha_bar, torch.Tensor):
+        alpha_bar = alpha_bar.view(-1, *([1] * (x0.dim() - 1))).to(x0)
+        return alpha_bar.sqrt() * x0 + (1.0 - alpha_bar).sqrt() * noise
+    return alpha_bar**0.5 * x0 + (1.0 - alpha_bar) ** 0.5 * noise
+
+
+def dds_step(
+    x0_y: torch.Tensor,
+    eps: torch.Tensor,
+    alpha_bar_next: float,
+    eta: float,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """x_{t'} = sqrt(ab') x0|y + sqrt(1 - ab') (eta z + sqrt(1 - eta^2) eps).
+
+    `eps` is the network's noise estimate at t; z is fresh Gaussian noise. At the end of the
+    trajectory (ab' = 1) this returns x0|y itself.
+    """
+    if alpha_bar_next >= 1.0:
+        return x0_y
+    if eta > 0:
+        z = torch.randn(x0_y.shape, generator=generator, device=x0_y.device, dtype=x0_y.dtype)
+        direction = eta * z + (1.0 - eta**2) ** 0.5 * eps
+    else:
+        direction = eps
+    return alpha_bar_next**0.5 * x0_y + (1.0 - alpha_bar_next) ** 0.5 * direction

@@ -1,0 +1,358 @@
+"""Train an epsilon-prediction prior on Ellipses phantoms drawn on the fly.
+
+Resumable by construction: each step's phantoms, times and noise come from a generator seeded
+by (seed, step), so a resumed run sees exactly the data it would have seen; checkpoints hold
+the model, its EMA and the AdamW state (safetensors) plus a JSON state. The loss curve and the
+validation curve are kept as CSV beside the checkpoint.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+
+from .phantoms import ellipses
+from .prior import Prior
+from .schedule import VPSchedule, q_sample, tweedie
+from .unet import UNet, UNetConfig, count_parameters
+
+VAL_TIMES = (50, 200, 500)
+
+
+@dataclass
+class TrainConfig:
+    out: str = "runs/ellipses-64"
+    size: int = 64
+    channels: int = 32
+    channel_mults: tuple[int, ...] = (1, 2, 2, 2)
+    num_res_blocks: int = 2
+    attn_resolutions: tuple[int, ...] = (16,)
+    steps: int = 20000
+    batch: int = 16
+    lr: float = 4e-4
+    warmup: int = 200
+    weight_decay: float = 0.0
+    ema_decay: float = 0.999
+    grad_clip: float = 1.0
+    n_mean: float = 140.0
+    n_max: int = 140
+    seed: int = 0
+    device: str = "auto"
+    threads: int = 0
+    bf16: bool = True
+    checkpoint_minutes: float = 5.0
+    val_every: int = 1000
+    name: str = "ellipses-64"
+
+    def unet_config(self) -> UNetConfig:
+        return UNetConfig(
+            base_channels=self.channels,
+            channel_mults=tuple(self.channel_mults),
+            num_res_blocks=self.num_res_blocks,
+            attn_resolutions=tuple(self.attn_resolutions),
+            image_size=self.size,
+        )
+
+
+@dataclass
+class TrainState:
+    step: int = 0
+    wall_seconds: float = 0.0
+    commands: list[str] = field(default_factory=list)
+
+
+def _step_generator(seed: int, step: int) -> torch.Generator:
+    g = torch.Generator()
+    g.manual_seed((seed * 1_000_003 + step) % (2**63 - 1))
+    return g
+
+
+def training_batch(cfg: TrainConfig, step: int, device: torch.device):
+    """Phantoms, integer times and noise for one step, fully determined by (seed, step)."""
+    g = _step_generator(cfg.seed, step)
+    x0 = ellipses(cfg.batch, cfg.size, cfg.n_mean, cfg.n_max, seed=g, device=device)
+    t = torch.randint(0, 1000, (cfg.batch,), generator=g)
+    noise = torch.randn(x0.shape, generator=g).to(device)
+    return x0, t.to(device), noise
+
+
+def _optim_to_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
+    sd = opt.state_dict()
+    tensors = {}
+    for pid, st in sd["state"].items():
+        for k, v in st.items():
+            tensors[f"{pid}.{k}"] = (v if torch.is_tensor(v) else torch.tensor(v)).cpu().contiguous()
+    return tensors, {"param_groups": sd["param_groups"]}
+
+
+def _optim_from_tensors(opt: torch.optim.Optimizer, tensors: dict, meta: dict) -> None:
+    state: dict[int, dict] = {}
+    for key, v in tensors.items():
+        pid, k = key.split(".", 1)
+        state.setdefault(int(pid), {})[k] = v
+    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+
+
+def _git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                              check=True, cwd=Path(__file__).parent).stdout.strip()
+    except Exception:
+        return "unknown"
+
+
+def machine_description() -> str:
+    return f"{platform.machine()} {platform.processor() or ''}, {os.cpu_count()} cores, torch {torch.__version__}, threads {torch.get_num_threads()}".strip()
+
+
+def validation_set(size: int, n: int = 64, n_mean: float = 140.0, seed: int = 123_456):
+    """Fixed phantoms and noise for the Tweedie-denoising validation."""
+    g = torch.Generator().manual_seed(seed)
+    x0 = ellipses(n, size, n_mean, 140, seed=g)
+    noise = torch.randn(x0.shape, generator=g)
+    return x0, noise
+
+
+def psnr_batch(x: torch.Tensor, ref: torch.Tensor) -> float:
+    """Mean PSNR over images, data range 1 (phantoms live in [0, 1])."""
+    mse = ((x - ref) ** 2).flatten(1).mean(1).clamp_min(1e-12)
+    return float((10 * torch.log10(1.0 / mse)).mean())
+
+
+def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    if sigma <= 0:
+        return x
+    r = max(1, int(math.ceil(3 * sigma)))
+    k = torch.exp(-0.5 * (torch.arange(-r, r + 1, dtype=x.dtype) / sigma) ** 2)
+    k = (k / k.sum()).to(x.device)
+    x = F.conv2d(F.pad(x, (r, r, 0, 0), mode="reflect"), k.view(1, 1, 1, -1))
+    return F.conv2d(F.pad(x, (0, 0, r, r), mode="reflect"), k.view(1, 1, -1, 1))
+
+
+def best_blur_psnr(noisy_x0: torch.Tensor, ref: torch.Tensor) -> tuple[float, float]:
+    """Best PSNR of a Gaussian blur of the (rescaled) noisy image over sigma; (psnr, sigma)."""
+    best = (-1e9, 0.0)
+    for sigma in [0.0, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0]:
+        best = max(best, (psnr_batch(gaussian_blur(noisy_x0, sigma), ref), sigma))
+    return best
+
+
+@torch.no_grad()
+def denoising_quality(prior: Prior, n: int = 64, n_mean: float = 140.0, times=VAL_TIMES,
+                      batch: int = 16) -> dict[str, dict[str, float]]:
+    """Tweedie PSNR vs the best Gaussian blur of the same noisy inputs at each t."""
+    x0, noise = validation_set(prior.image_size, n, n_mean)
+    dev = prior.device
+    out = {}
+    for t in times:
+        ab = prior.schedule.alpha_bar(t)
+        xt = q_sample(x0, noise, ab)
+        est = torch.cat([prior.tweedie(xt[i:i + batch].to(dev), t).cpu()
+                         for i in range(0, n, batch)])
+        blur_psnr, sigma = best_blur_psnr(xt / ab**0.5, x0)
+        out[str(t)] = {"tweedie_psnr": psnr_batch(est.clamp(0, 1), x0),
+                       "blur_psnr": blur_psnr, "blur_sigma": sigma}
+    return out
+
+
+class Trainer:
+    """Owns the model, EMA, optimiser and checkpoint directory of one training run."""
+
+    def __init__(self, cfg: TrainConfig, resume: bool = False, command: str | None = None):
+        from .prior import resolve_device
+
+        self.cfg = cfg
+        self.out = Path(cfg.out)
+        self.device = resolve_device(cfg.device)
+        if cfg.threads > 0:
+            torch.set_num_threads(cfg.threads)
+        if self.out.exists() and (self.out / "state.json").exists() and not resume:
+            raise FileExistsError(
+                f"{self.out} already holds a training run; pass --resume to continue it "
+                "or choose another --out"
+            )
+        torch.manual_seed(cfg.seed)
+        self.model = UNet(cfg.unet_config()).to(self.device)
+        self.ema = UNet(cfg.unet_config()).to(self.device)
+        self.ema.load_state_dict(self.model.state_dict())
+        self.ema.requires_grad_(False)
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr,
+                                     weight_decay=cfg.weight_decay)
+        self.state = TrainState()
+        if resume and (self.out / "state.json").exists():
+            self._load()
+        self.state.commands.append(command or " ".join(shlex.quote(a) for a in sys.argv))
+        self.out.mkdir(parents=True, exist_ok=True)
+
+    # -- checkpoints -------------------------------------------------------------------
+    def _load(self) -> None:
+        meta = json.loads((self.out / "state.json").read_text())
+        saved = meta["config"]
+        # the run's architecture, data and seed come from the checkpoint; steps, lr, device,
+        # threads and checkpoint cadence may be changed on resume
+        self.cfg = TrainConfig(**{**asdict(self.cfg), **{k: saved[k] for k in (
+            "size", "channels", "channel_mults", "num_res_blocks", "attn_resolutions",
+            "n_mean", "n_max", "seed", "batch", "name")}})
+        self.cfg.channel_mults = tuple(self.cfg.channel_mults)
+        self.cfg.attn_resolutions = tuple(self.cfg.attn_resolutions)
+        self.model = UNet(self.cfg.unet_config()).to(self.device)
+        self.ema = UNet(self.cfg.unet_config()).to(self.device)
+        weights = load_file(str(self.out / "checkpoint_model.safetensors"))
+        self.model.load_state_dict({k[6:]: v for k, v in weights.items() if k.startswith("model.")})
+        self.ema.load_state_dict({k[4:]: v for k, v in weights.items() if k.startswith("ema.")})
+        self.ema.requires_grad_(False)
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=self.cfg.lr,
+                                     weight_decay=self.cfg.weight_decay)
+        _optim_from_tensors(self.opt, load_file(str(self.out / "checkpoint_optim.safetensors")),
+                            meta["optim"])
+        self.state = TrainState(step=meta["step"], wall_seconds=meta["wall_seconds"],
+                                commands=meta.get("commands", []))
+
+    def save_checkpoint(self) -> None:
+        self.out.mkdir(parents=True, exist_ok=True)
+        weights = {f"model.{k}": v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
+        weights.update({f"ema.{k}": v.detach().cpu().contiguous() for k, v in self.ema.state_dict().items()})
+        tmp = self.out / "checkpoint_model.safetensors.tmp"
+        save_file(weights, str(tmp))
+        tensors, meta = _optim_to_tensors(self.opt)
+        tmp2 = self.out / "checkpoint_optim.safetensors.tmp"
+        save_file(tensors, str(tmp2))
+        cfg = asdict(self.cfg)
+        state = {"step": self.state.step, "wall_seconds": self.state.wall_seconds,
+                 "commands": self.state.commands, "config": cfg, "optim": meta}
+        tmp3 = self.out / "state.json.tmp"
+        tmp3.write_text(json.dumps(state, indent=2))
+        os.replace(tmp, self.out / "checkpoint_model.safetensors")
+        os.replace(tmp2, self.out / "checkpoint_optim.safetensors")
+        os.replace(tmp3, self.out / "state.json")
+
+    def export_prior(self, path: str | Path | None = None, extra_card: dict | None = None) -> Path:
+        """Write the EMA weights as a loadable prior (safetensors + card)."""
+        path = Path(path) if path else self.out / f"{self.cfg.name}.safetensors"
+        card = {
+            "name": self.cfg.name,
+            "description": "epsilon-prediction UNet trained only on Ellipses phantoms drawn on the fly",
+            "training": {
+                "commands": self.state.commands,
+                "steps": self.state.step,
+                "batch": self.cfg.batch,
+                "lr": self.cfg.lr,
+                "ema_decay": self.cfg.ema_decay,
+                "phantoms": {"n_mean": self.cfg.n_mean, "n_max": self.cfg.n_max},
+                "seed": self.cfg.seed,
+                "bf16": self.cfg.bf16,
+                "wall_seconds": round(self.state.wall_seconds, 1),
+                "machine": machine_description(),
+                "git_commit": _git_commit(),
+            },
+        }
+        if (self.out / "validation.csv").exists():
+            card["validation_csv"] = (self.out / "validation.csv").read_text().splitlines()
+        card.update(extra_card or {})
+        return Prior(self.ema, VPSchedule(), card).save(path)
+
+    # -- training ------------------------------------------------------------------------
+    def _lr(self, step: int) -> float:
+        return self.cfg.lr * min(1.0, (step + 1) / max(1, self.cfg.warmup))
+
+    def train_step(self, step: int) -> float:
+        x0, t, noise = training_batch(self.cfg, step, self.device)
+        ab = VPSchedule().alpha_bars().float().to(self.device)[t]
+        xt = q_sample(x0, noise, ab)
+        for group in self.opt.param_groups:
+            group["lr"] = self._lr(step)
+        with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16,
+                            enabled=self.cfg.bf16):
+            pred = self.model(xt, t)
+        loss = F.mse_loss(pred.float(), noise)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+        self.opt.step()
+        decay = min(self.cfg.ema_decay, (1 + step) / (10 + step))
+        with torch.no_grad():
+            for pe, pm in zip(self.ema.parameters(), self.model.parameters()):
+                pe.lerp_(pm, 1 - decay)
+        return float(loss.detach())
+
+    def validate(self) -> dict:
+        prior = Prior(self.ema, VPSchedule(), {})
+        q = denoising_quality(prior, n=64, n_mean=self.cfg.n_mean)
+        path = self.out / "validation.csv"
+        new = not path.exists()
+        with open(path, "a", newline="") as f:
+            w = csv.writer(f)
+            if new:
+                w.writerow(["step"] + [f"{k}_t{t}" for t in VAL_TIMES
+                                       for k in ("tweedie_psnr", "blur_psnr")])
+            w.writerow([self.state.step] + [round(q[str(t)][k], 3) for t in VAL_TIMES
+                                            for k in ("tweedie_psnr", "blur_psnr")])
+        return q
+
+    def run(self, progress: bool = True) -> Path:
+        from tqdm import tqdm
+
+        cfg = self.cfg
+        loss_path = self.out / "loss.csv"
+        new = not loss_path.exists()
+        f = open(loss_path, "a", newline="")
+        writer = csv.writer(f)
+        if new:
+            writer.writerow(["step", "loss", "wall_seconds"])
+        last_ckpt = time.time()
+        bar = tqdm(total=cfg.steps, initial=self.state.step, disable=not progress,
+                   desc=f"train {cfg.name}", dynamic_ncols=True)
+        window: list[float] = []
+        try:
+            while self.state.step < cfg.steps:
+                t0 = time.time()
+                loss = self.train_step(self.state.step)
+                self.state.step += 1
+                self.state.wall_seconds += time.time() - t0
+                window.append(loss)
+                if self.state.step % 50 == 0:
+                    writer.writerow([self.state.step, round(sum(window) / len(window), 5),
+                                     round(self.state.wall_seconds, 1)])
+                    f.flush()
+                    window.clear()
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss:.4f}")
+                if cfg.val_every and self.state.step % cfg.val_every == 0:
+                    q = self.validate()
+                    bar.write(f"step {self.state.step}: " + ", ".join(
+                        f"t={t} tweedie {v['tweedie_psnr']:.2f} dB vs blur {v['blur_psnr']:.2f} dB"
+                        for t, v in q.items()))
+                if time.time() - last_ckpt > 60 * cfg.checkpoint_minutes:
+                    self.save_checkpoint()
+                    self.export_prior()
+                    last_ckpt = time.time()
+        finally:
+            f.close()
+            bar.close()
+            self.save_checkpoint()
+        return self.export_prior()
+
+
+def train_prior(cfg: TrainConfig, resume: bool = False, progress: bool = True,
+                command: str | None = None) -> Path:
+    """Train (or resume) and export the EMA prior; returns the exported .safetensors path."""
+    trainer = Trainer(cfg, resume=resume, command=command)
+    return trainer.run(progress=progress)
+
+
+def model_size(cfg: TrainConfig) -> int:
+    return count_parameters(UNet(cfg.unet_config()))
