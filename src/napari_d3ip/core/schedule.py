@@ -76,17 +76,19 @@ def dds_step(
     eps: torch.Tensor,
     alpha_bar_next: float,
     eta: float,
-    generator: torch.Generator | None = None,
+    z: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """x_{t'} = sqrt(ab') x0|y + sqrt(1 - ab') (eta z + sqrt(1 - eta^2) eps).
 
-    `eps` is the network's noise estimate at t; z is fresh Gaussian noise. At the end of the
+    `eps` is the network's noise estimate at t; `z` fresh Gaussian noise (drawn by the caller
+    from its seeded generator, so results do not depend on the device). At the end of the
     trajectory (ab' = 1) this returns x0|y itself.
     """
     if alpha_bar_next >= 1.0:
         return x0_y
     if eta > 0:
-        z = torch.randn(x0_y.shape, generator=generator, device=x0_y.device, dtype=x0_y.dtype)
+        if z is None:
+            raise ValueError("dds_step with eta > 0 needs the noise z")
         direction = eta * z + (1.0 - eta**2) ** 0.5 * eps
     else:
         direction = eps

@@ -1,0 +1,286 @@
+"""Prior adaptation during sampling: none, SCD, DDIP, D3IP base / mbir / meta.
+
+One interface, run inside the one sampling loop (pipeline.py): before the sampling step at t,
+`adapt(x_t, t)` runs I AdamW iterations on the measurement loss mean|A x̂0|y - y|² of the
+chosen slices (gradient through the network and the estimator); then `groups(batch)` hands
+the pipeline the network with the right LoRA parameters for each group of slices.
+
+| adapter   | slices per iteration     | parameters                         |
+|-----------|--------------------------|------------------------------------|
+| none      | -                        | the prior                          |
+| scd       | the slice, 1 CG step     | one set per slice, from zero       |
+| ddip      | the slice, M CG steps    | one set per slice, from zero       |
+| d3ip-base | K random distinct slices | one set for the volume             |
+| d3ip-mbir | K contiguous slices      | one set; DiffusionMBIR estimator   |
+| d3ip-meta | K random (Reptile)       | meta set + per-slice fine-tuning   |
+
+AdamW is re-created at every diffusion step (as the reference does), so no optimiser state is
+carried across steps; adaptation happens only inside the window [window_lo, window_hi].
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import torch
+from torch import nn
+
+from ..core.prior import Prior
+from ..core.schedule import tweedie
+from ..operators.base import Operator
+from ..solvers.base import DCContext, Estimator, data_loss
+from .lora import LoraState, add_lora, load_lora_state, lora_parameters, lora_state, state_bytes
+
+
+class AdapterError(ValueError):
+    """An adapter cannot run with these settings; the message says why and what to change."""
+
+
+class Adapter:
+    """`none`: the prior as trained. Base class of the adaptive variants."""
+
+    name = "none"
+    per_slice = False
+
+    def __init__(self, prior: Prior, config, estimator: Estimator, op: Operator,
+                 y: torch.Tensor, grid: list[int]):
+        self.prior = prior
+        self.cfg = config
+        self.estimator = estimator
+        self.op = op
+        self.y = y
+        self.n = int(y.shape[0])
+        self.grid = grid
+        self.model: nn.Module = prior.net
+        self.seconds = 0.0
+        self.steps_adapted = 0
+        self.rng = torch.Generator().manual_seed(int(config.seed) + 7919)
+        self.window_steps = [i for i, t in enumerate(grid) if self.in_window(t, i)]
+
+    # -- when -------------------------------------------------------------------------
+    def in_window(self, t: int, index: int) -> bool:
+        c = self.cfg
+        return c.window_lo <= t <= c.window_hi and index % c.adapt_every == 0
+
+    def active(self, t: int, index: int) -> bool:
+        return False
+
+    # -- what -------------------------------------------------------------------------
+    def adapt(self, x_t: torch.Tensor, t: int, index: int) -> float | None:
+        """Adapt before the sampling step at t; returns the last adaptation loss."""
+        return None
+
+    def groups(self, idx: list[int]) -> Iterator[tuple[list[int], nn.Module]]:
+        """Sub-batches of `idx` with the network (and parameters) to use for them."""
+        yield idx, self.model
+
+    def card(self) -> dict:
+        return {"adapter": self.name}
+
+    # -- shared machinery -------------------------------------------------------------
+    def _iterate(self, x_t: torch.Tensor, t: int, choose, iters: int, cg_steps: int,
+                 admm_iters: int) -> float:
+        """`iters` AdamW steps on the measurement loss of the slices `choose()` returns."""
+        ab = self.prior.schedule.alpha_bar(t)
+        opt = torch.optim.AdamW(lora_parameters(self.model), lr=self.cfg.lr)
+        loss_value = float("nan")
+        with torch.enable_grad():
+            for _ in range(iters):
+                s = choose()
+                xs = x_t[s].detach()
+                op = self.op.subset(s)
+                x0 = tweedie(xs, self.model(xs, t), ab)
+                ctx = DCContext(slices=list(s), cg_steps=cg_steps, admm_iters=admm_iters,
+                                adapting=True)
+                x0y = self.estimator(x0, self.y[s], op, ctx)
+                loss = data_loss(op, x0y, self.y[s])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                loss_value = float(loss.detach())
+        return loss_value
+
+
+class _LoraAdapter(Adapter):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.model = add_lora(self.prior.net, rank=self.cfg.lora_rank).to(self.prior.device)
+        self.initial: LoraState = lora_state(self.model)
+
+    def active(self, t: int, index: int) -> bool:
+        return self.cfg.adapt_iters > 0 and self.in_window(t, index)
+
+    def adapt(self, x_t: torch.Tensor, t: int, index: int) -> float | None:
+        t0 = time.perf_counter()
+        loss = self._adapt(x_t, t, index)
+        self.seconds += time.perf_counter() - t0
+        self.steps_adapted += 1
+        return loss
+
+    def _adapt(self, x_t: torch.Tensor, t: int, index: int) -> float:
+        raise NotImplementedError
+
+    def sets_kept(self) -> int:
+        return 1
+
+    def card(self) -> dict:
+        c = self.cfg
+        one = state_bytes(self.initial)
+        return {
+            "adapter": self.name, "k_slices": self.k, "adapt_iters": c.adapt_iters, "lr": c.lr,
+            "window": [c.window_lo, c.window_hi], "adapt_every": c.adapt_every,
+            "lora_rank": c.lora_rank, "lora_parameters": sum(v.numel() for v in self.initial.values()),
+            "adapted_parameter_sets": self.sets_kept(),
+            "adapted_parameter_bytes": one * self.sets_kept(),
+            "adapt_seconds": round(self.seconds, 3), "steps_adapted": self.steps_adapted,
+        }
+
+    @property
+    def k(self) -> int:
+        return 1
+
+
+class _PerSliceAdapter(_LoraAdapter):
+    """SCD / DDIP: every slice owns its LoRA parameters, adapted on that slice alone."""
+
+    per_slice = True
+    adapt_cg_steps: int | None = None  # None: the sampling estimator's count
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.states: list[LoraState] = [dict(self.initial) for _ in range(self.n)]
+
+    def sets_kept(self) -> int:
+        return self.n
+
+    def _adapt(self, x_t: torch.Tensor, t: int, index: int) -> float:
+        cg = self.adapt_cg_steps if self.adapt_cg_steps is not None else self.cfg.cg_steps
+        losses = []
+        for n in range(self.n):
+            load_lora_state(self.model, self.states[n])
+            losses.append(self._iterate(x_t, t, lambda n=n: [n], self.cfg.adapt_iters, cg, 1))
+            self.states[n] = lora_state(self.model)
+        return sum(losses) / len(losses)
+
+    def groups(self, idx: list[int]) -> Iterator[tuple[list[int], nn.Module]]:
+        for n in idx:
+            load_lora_state(self.model, self.states[n])
+            yield [n], self.model
+
+
+class SCD(_PerSliceAdapter):
+    """Steerable conditional diffusion: per-slice LoRA adapted with a 1-CG-step DC."""
+
+    name = "scd"
+    adapt_cg_steps = 1
+
+
+class DDIP(_PerSliceAdapter):
+    """Deep diffusion image prior: per-slice LoRA, the same DC as sampling."""
+
+    name = "ddip"
+
+
+class D3IPBase(_LoraAdapter):
+    """One LoRA set for the volume, adapted on K random distinct slices per iteration."""
+
+    name = "d3ip-base"
+
+    @property
+    def k(self) -> int:
+        return min(self.cfg.k_slices, self.n)
+
+    def choose(self) -> list[int]:
+        return sorted(torch.randperm(self.n, generator=self.rng)[: self.k].tolist())
+
+    def _adapt(self, x_t: torch.Tensor, t: int, index: int) -> float:
+        return self._iterate(x_t, t, self.choose, self.cfg.adapt_iters, self.cfg.cg_steps,
+                             self.cfg.admm_iters)
+
+
+class D3IPMBIR(D3IPBase):
+    """D3IP with the DiffusionMBIR estimator on K contiguous slices (one ADMM step inside)."""
+
+    name = "d3ip-mbir"
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.n < 2:
+            raise AdapterError("d3ip-mbir needs at least 2 slices (it couples neighbours along z); "
+                               "use d3ip-base or ddip for a single slice")
+        if not self.estimator.whole_volume:
+            raise AdapterError("d3ip-mbir needs the DiffusionMBIR estimator (solver 'mbir')")
+
+    @property
+    def k(self) -> int:
+        return max(2, min(self.cfg.k_slices, self.n))
+
+    def choose(self) -> list[int]:
+        start = int(torch.randint(0, self.n - self.k + 1, (1,), generator=self.rng))
+        return list(range(start, start + self.k))
+
+    def _adapt(self, x_t: torch.Tensor, t: int, index: int) -> float:
+        return self._iterate(x_t, t, self.choose, self.cfg.adapt_iters, self.cfg.cg_steps, 1)
+
+
+class D3IPMeta(D3IPBase):
+    """Reptile meta-learning of the shared set, then per-slice DDIP fine-tuning from it.
+
+    φ ← φ + ε_k (φ_K - φ), φ_K the result of I iterations on K random slices; ε_k decays
+    linearly from 1 over the adapted steps (ε = 1 throughout is exactly D3IP-base). Each slice
+    is then sampled with its own copy fine-tuned from φ for `meta_finetune_iters` iterations.
+    """
+
+    name = "d3ip-meta"
+
+    def __init__(self, *args, eps_decay: bool = True, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.eps_decay = eps_decay
+        self.meta: LoraState = dict(self.initial)
+        ft = self.cfg.meta_finetune_iters
+        self.finetune_iters = self.cfg.adapt_iters if ft is None else ft
+        self.states: list[LoraState] | None = None
+
+    def sets_kept(self) -> int:
+        return 1 + (self.n if self.finetune_iters > 0 else 0)
+
+    def epsilon(self, index: int) -> float:
+        if not self.eps_decay or len(self.window_steps) <= 1:
+            return 1.0
+        k = self.window_steps.index(index) if index in self.window_steps else 0
+        return 1.0 - k / len(self.window_steps)
+
+    def _adapt(self, x_t: torch.Tensor, t: int, index: int) -> float:
+        load_lora_state(self.model, self.meta)
+        loss = super()._adapt(x_t, t, index)
+        phi_k = lora_state(self.model)
+        eps = self.epsilon(index)
+        self.meta = {n: self.meta[n] + eps * (phi_k[n] - self.meta[n]) for n in self.meta}
+        load_lora_state(self.model, self.meta)
+        if self.finetune_iters > 0:
+            self.states = []
+            for n in range(self.n):
+                load_lora_state(self.model, self.meta)
+                self._iterate(x_t, t, lambda n=n: [n], self.finetune_iters, self.cfg.cg_steps, 1)
+                self.states.append(lora_state(self.model))
+        return loss
+
+    def groups(self, idx: list[int]) -> Iterator[tuple[list[int], nn.Module]]:
+        if self.states is None:
+            load_lora_state(self.model, self.meta)
+            yield idx, self.model
+            return
+        for n in idx:
+            load_lora_state(self.model, self.states[n])
+            yield [n], self.model
+
+
+ADAPTERS = {cls.name: cls for cls in (Adapter, SCD, DDIP, D3IPBase, D3IPMBIR, D3IPMeta)}
+
+
+def build_adapter(config, prior: Prior, estimator: Estimator, op: Operator, y: torch.Tensor,
+                  grid: list[int], **kwargs) -> Adapter:
+    if config.adapter not in ADAPTERS:
+        raise AdapterError(f"unknown adapter {config.adapter!r}; choose from {sorted(ADAPTERS)}")
+    return ADAPTERS[config.adapter](prior, config, estimator, op, y, grid, **kwargs)

@@ -1,0 +1,390 @@
+"""Measurement files: undersampled CT/MRI data with everything needed to reconstruct them.
+
+One HDF5 file (h5py) holds one `Measurement` (operators/base.py). Layout, version 1:
+
+Root attributes
+    format            "napari-d3ip-measurement"   (files with any other value are refused)
+    version           1                           (newer versions are refused: upgrade)
+    kind              "ct" | "mri" | "mri-multicoil"
+    operator_params   JSON string of Operator.params() (includes "kind"; CT: n_views, n_det,
+                      filter, image_shape; MRI: image_shape, acceleration, n_coils, ...)
+    simulation        JSON string: how the data were simulated ({} for acquired data)
+    source            where the volume came from (file name, sample name), may be ""
+    software          "napari-d3ip <version>" that wrote the file (informative)
+
+Datasets (N slices, images H x W; every slice uses the same operator geometry)
+    sinogram          float32   [N, views, detectors]   CT only: the measured data y
+    angles            float64   [views]                 CT only: projection angles in degrees
+    kspace            complex64 [N, H, W]               mri: centred k-space, zero where the
+                      complex64 [N, coils, H, W]        mask is 0 (mri-multicoil)
+    mask              bool      [H, W]                  MRI only: sampled k-space locations
+    sensitivity_maps  complex64 [N, coils, H, W]        mri-multicoil only: coil maps per slice
+                      (or [coils, H, W] when one set of maps is shared by all slices)
+    reference         float32   [N, H, W]   optional: fully sampled volume in [0, 1]
+    affine            float64   [4, 4]      voxel (slice, row, col) -> world RAS mm
+    spacing           float64   [3]         voxel size (slice, row, col) in mm
+    intensity         float64   [2]         (lo, hi): [0, 1] maps back to lo..hi file units
+    operator/<name>   any       array-valued operator parameters with no name above
+                                (forward compatibility; none for the current operators)
+
+Large datasets are gzip-compressed with the shuffle filter. `read_measurement` validates the
+file first (`validate`) and raises `MeasurementError` naming every missing or inconsistent
+field; the operator is rebuilt with `operators.operator_from_params(params, arrays, device)`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..operators.base import Measurement, OperatorError
+
+FORMAT = "napari-d3ip-measurement"
+VERSION = 1
+KINDS = ("ct", "mri", "mri-multicoil")
+DATA_NAME = {"ct": "sinogram", "mri": "kspace", "mri-multicoil": "kspace"}
+# operator array name (Operator.arrays()) -> dataset name in the file
+ARRAY_NAME = {"angles": "angles", "mask": "mask", "maps": "sensitivity_maps"}
+REQUIRED_ARRAYS = {"ct": ("angles",), "mri": ("mask",), "mri-multicoil": ("mask", "maps")}
+_COMPRESS = {"compression": "gzip", "compression_opts": 4, "shuffle": True}
+
+
+class MeasurementError(ValueError):
+    """A measurement file or object that is missing data or inconsistent; says what to fix."""
+
+
+# -- writing -------------------------------------------------------------------------------
+def check_measurement(m: Measurement) -> None:
+    """Refuse to write a Measurement whose parts disagree (before any file is touched)."""
+    problems: list[str] = []
+    op = m.operator
+    kind = getattr(op, "kind", None)
+    if kind not in KINDS:
+        problems.append(f"operator kind {kind!r} is not one of {', '.join(KINDS)}")
+    y = m.y
+    expect = tuple(op.meas_shape)
+    if y.dim() != 1 + len(expect) or tuple(y.shape[1:]) != expect:
+        problems.append(f"y has shape {tuple(y.shape)} but the operator measures "
+                        f"(N, {', '.join(map(str, expect))})")
+    if op.n_slices is not None and y.shape[0] != op.n_slices:
+        problems.append(f"y has {y.shape[0]} slices but the operator holds {op.n_slices}")
+    if kind in KINDS and bool(y.is_complex()) != (kind != "ct"):
+        problems.append(f"y dtype {y.dtype} does not suit a {kind} operator "
+                        f"({'real' if kind == 'ct' else 'complex'} expected)")
+    if not bool(torch.isfinite(y).all()):
+        problems.append("y contains NaN or infinite values")
+    if m.reference is not None:
+        ref = np.asarray(m.reference)
+        want = (int(y.shape[0]), *op.image_shape)
+        if ref.shape != want:
+            problems.append(f"reference has shape {ref.shape}, expected {want}")
+    problems += _geometry_problems(np.asarray(m.affine), np.asarray(m.spacing),
+                                   np.asarray(m.intensity))
+    for name in REQUIRED_ARRAYS.get(kind, ()):
+        if name not in op.arrays():
+            problems.append(f"the operator provides no {name!r} array")
+    try:
+        json.dumps(op.params())
+        json.dumps(m.simulation)
+    except TypeError as e:
+        problems.append(f"operator params / simulation are not JSON-serialisable ({e})")
+    if problems:
+        raise MeasurementError("cannot write this measurement:\n  - " + "\n  - ".join(problems))
+
+
+def write_measurement(path: str | Path, m: Measurement, overwrite: bool = False) -> Path:
+    """Write `m` in the layout above; refuses to replace a file unless `overwrite=True`."""
+    import h5py
+
+    from .. import __version__
+
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists; pass overwrite=True (CLI: --force) to replace it, "
+                              "or choose another name")
+    check_measurement(m)
+    op = m.operator
+    kind = op.kind
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with h5py.File(tmp, "w") as f:
+            f.attrs["format"] = FORMAT
+            f.attrs["version"] = VERSION
+            f.attrs["kind"] = kind
+            f.attrs["operator_params"] = json.dumps(op.params())
+            f.attrs["simulation"] = json.dumps(m.simulation)
+            f.attrs["source"] = str(m.source)
+            f.attrs["software"] = f"napari-d3ip {__version__}"
+            y = m.y.detach().cpu()
+            y = y.to(torch.complex64) if y.is_complex() else y.to(torch.float32)
+            f.create_dataset(DATA_NAME[kind], data=y.numpy(), **_COMPRESS)
+            for name, arr in op.arrays().items():
+                arr = np.asarray(arr)
+                if name == "mask":
+                    arr = arr.astype(bool)
+                elif np.iscomplexobj(arr):
+                    arr = arr.astype(np.complex64)
+                target = ARRAY_NAME.get(name, f"operator/{name}")
+                opts = _COMPRESS if arr.size > 1024 else {}
+                f.create_dataset(target, data=arr, **opts)
+            if m.reference is not None:
+                f.create_dataset("reference", data=np.asarray(m.reference, np.float32),
+                                 **_COMPRESS)
+            f.create_dataset("affine", data=np.asarray(m.affine, np.float64))
+            f.create_dataset("spacing", data=np.asarray(m.spacing, np.float64))
+            f.create_dataset("intensity", data=np.asarray(m.intensity, np.float64))
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+# -- validation ----------------------------------------------------------------------------
+def _geometry_problems(affine: np.ndarray, spacing: np.ndarray, intensity: np.ndarray
+                       ) -> list[str]:
+    out = []
+    if affine.shape != (4, 4) or not np.all(np.isfinite(affine)):
+        out.append(f"affine must be a finite 4x4 matrix, got shape {affine.shape}")
+    elif abs(np.linalg.det(affine[:3, :3])) < 1e-12:
+        out.append("affine is singular (zero spacing or degenerate direction)")
+    if spacing.shape != (3,) or not np.all(np.isfinite(spacing)) or np.any(spacing <= 0):
+        out.append(f"spacing must be 3 positive numbers (slice, row, col), got {spacing.tolist()}")
+    if intensity.shape != (2,) or not np.all(np.isfinite(intensity)):
+        out.append(f"intensity must be 2 finite numbers (lo, hi), got {intensity.tolist()}")
+    return out
+
+
+def _attr_str(f, name: str) -> str | None:
+    v = f.attrs.get(name)
+    if v is None:
+        return None
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
+def _json_attr(f, name: str, problems: list[str]) -> dict[str, Any] | None:
+    raw = _attr_str(f, name)
+    if raw is None:
+        problems.append(f"root attribute {name!r} is missing")
+        return None
+    try:
+        val = json.loads(raw)
+    except json.JSONDecodeError as e:
+        problems.append(f"root attribute {name!r} is not valid JSON ({e})")
+        return None
+    if not isinstance(val, dict):
+        problems.append(f"root attribute {name!r} must be a JSON object, got {type(val).__name__}")
+        return None
+    return val
+
+
+def _dataset(f, name: str, problems: list[str], why: str) -> Any:
+    import h5py
+
+    obj = f.get(name)
+    if obj is None:
+        problems.append(f"dataset {name!r} is missing ({why})")
+        return None
+    if not isinstance(obj, h5py.Dataset):
+        problems.append(f"{name!r} must be a dataset, found a group")
+        return None
+    return obj
+
+
+def _validate_open(f) -> tuple[str, dict[str, Any], dict[str, np.ndarray]]:
+    """Check an open file; return (kind, operator params, operator arrays) or raise."""
+    fmt = _attr_str(f, "format")
+    if fmt != FORMAT:
+        raise MeasurementError(
+            f"not a napari-d3ip measurement file (root attribute format={fmt!r}, expected "
+            f"{FORMAT!r}); write it with napari_d3ip.io.measurements.write_measurement or "
+            "`d3ip simulate`")
+    problems: list[str] = []
+    version = f.attrs.get("version")
+    if version is None:
+        problems.append("root attribute 'version' is missing")
+    elif int(version) > VERSION:
+        raise MeasurementError(f"file layout version {int(version)} is newer than this "
+                               f"napari-d3ip reads ({VERSION}); upgrade napari-d3ip")
+    elif int(version) < 1:
+        problems.append(f"root attribute version={int(version)} is invalid")
+    kind = _attr_str(f, "kind")
+    if kind not in KINDS:
+        raise MeasurementError(f"root attribute kind={kind!r} is not one of "
+                               f"{', '.join(KINDS)}")
+    params = _json_attr(f, "operator_params", problems)
+    if params is not None and params.get("kind") != kind:
+        problems.append(f"operator_params kind {params.get('kind')!r} disagrees with the "
+                        f"file's kind {kind!r}")
+    if "simulation" in f.attrs:
+        _json_attr(f, "simulation", problems)
+
+    arrays: dict[str, np.ndarray] = {}
+    data_name = DATA_NAME[kind]
+    y = _dataset(f, data_name, problems, f"the measured data of a {kind} file")
+    image_shape = None
+    if params is not None and "image_shape" in params:
+        image_shape = tuple(int(v) for v in params["image_shape"])
+    n = None
+    if y is not None:
+        complex_expected = kind != "ct"
+        if np.issubdtype(y.dtype, np.complexfloating) != complex_expected:
+            problems.append(f"{data_name!r} has dtype {y.dtype}; a {kind} file needs "
+                            f"{'complex' if complex_expected else 'real float'} data")
+        want_ndim = 4 if kind == "mri-multicoil" else 3
+        if y.ndim != want_ndim:
+            layout = {"ct": "[slices, views, detectors]", "mri": "[slices, H, W]",
+                      "mri-multicoil": "[slices, coils, H, W]"}[kind]
+            problems.append(f"{data_name!r} has shape {y.shape}; expected {layout}")
+            y = None
+        else:
+            n = int(y.shape[0])
+            if n == 0:
+                problems.append(f"{data_name!r} holds no slices")
+
+    if kind == "ct":
+        ang = _dataset(f, "angles", problems, "CT projection angles in degrees")
+        if ang is not None:
+            a = np.asarray(ang[()], np.float64)
+            if a.ndim != 1 or not np.all(np.isfinite(a)):
+                problems.append(f"'angles' must be a finite 1D array, got shape {a.shape}")
+            else:
+                arrays["angles"] = a
+                if y is not None and a.size != y.shape[1]:
+                    problems.append(f"'angles' has {a.size} entries but 'sinogram' has "
+                                    f"{y.shape[1]} views")
+                if params is not None and "n_views" in params and params["n_views"] != a.size:
+                    problems.append(f"operator_params n_views={params['n_views']} but 'angles' "
+                                    f"has {a.size} entries")
+        if y is not None and params is not None and "n_det" in params \
+                and params["n_det"] != y.shape[2]:
+            problems.append(f"operator_params n_det={params['n_det']} but 'sinogram' has "
+                            f"{y.shape[2]} detector bins")
+    else:
+        mask = _dataset(f, "mask", problems, "the k-space sampling mask of an MRI file")
+        if mask is not None:
+            mk = np.asarray(mask[()])
+            if mk.ndim != 2:
+                problems.append(f"'mask' must be 2D [H, W], got shape {mk.shape}")
+            elif mk.dtype != bool and not np.all((mk == 0) | (mk == 1)):
+                problems.append("'mask' must be boolean (or 0/1)")
+            else:
+                arrays["mask"] = mk.astype(bool)
+                if not mk.any():
+                    problems.append("'mask' samples nothing (all False)")
+                if y is not None and tuple(y.shape[-2:]) != mk.shape:
+                    problems.append(f"'mask' has shape {mk.shape} but 'kspace' slices are "
+                                    f"{tuple(y.shape[-2:])}")
+                if image_shape is not None and image_shape != mk.shape:
+                    problems.append(f"operator_params image_shape={list(image_shape)} but "
+                                    f"'mask' has shape {mk.shape}")
+                image_shape = image_shape or mk.shape
+        if kind == "mri-multicoil":
+            maps = _dataset(f, "sensitivity_maps", problems,
+                            "coil sensitivity maps of a multi-coil file")
+            if maps is not None:
+                if not np.issubdtype(maps.dtype, np.complexfloating):
+                    problems.append(f"'sensitivity_maps' has dtype {maps.dtype}; complex needed")
+                elif maps.ndim not in (3, 4):
+                    problems.append(f"'sensitivity_maps' has shape {maps.shape}; expected "
+                                    "[slices, coils, H, W] or [coils, H, W]")
+                elif y is not None and (tuple(maps.shape[-3:]) != tuple(y.shape[1:]) or (
+                        maps.ndim == 4 and maps.shape[0] != y.shape[0])):
+                    problems.append(f"'sensitivity_maps' has shape {maps.shape} but 'kspace' "
+                                    f"{y.shape} needs [{y.shape[0]}, {y.shape[1]}, "
+                                    f"{y.shape[2]}, {y.shape[3]}]")
+                else:
+                    arrays["maps"] = np.asarray(maps[()])
+                    if params is not None and "n_coils" in params \
+                            and params["n_coils"] != maps.shape[-3]:
+                        problems.append(f"operator_params n_coils={params['n_coils']} but "
+                                        f"'sensitivity_maps' has {maps.shape[-3]} coils")
+    grp = f.get("operator")
+    if grp is not None:
+        for name, ds in grp.items():
+            arrays[name] = np.asarray(ds[()])
+
+    ref = f.get("reference")
+    if ref is not None:
+        if ref.ndim != 3 or (n is not None and ref.shape[0] != n) or (
+                image_shape is not None and tuple(ref.shape[1:]) != tuple(image_shape)):
+            want = (n if n is not None else "N", *(image_shape or ("H", "W")))
+            problems.append(f"'reference' has shape {ref.shape}, expected {want}")
+        else:
+            r = np.asarray(ref[()], np.float32)
+            if not np.all(np.isfinite(r)):
+                problems.append("'reference' contains NaN or infinite values")
+            elif r.size and (r.min() < -1e-3 or r.max() > 1 + 1e-3):
+                problems.append(f"'reference' must lie in [0, 1] (it is the pipeline's range), "
+                                f"found [{r.min():.3g}, {r.max():.3g}]; store to_unit_range(...)")
+    geo = {}
+    for name, shape in (("affine", (4, 4)), ("spacing", (3,)), ("intensity", (2,))):
+        ds = _dataset(f, name, problems, f"geometry: {shape} float")
+        geo[name] = np.asarray(ds[()], np.float64) if ds is not None else None
+    if all(v is not None for v in geo.values()):
+        problems += _geometry_problems(geo["affine"], geo["spacing"], geo["intensity"])
+    if problems:
+        raise MeasurementError("invalid measurement file:\n  - " + "\n  - ".join(problems))
+    return kind, params or {}, arrays
+
+
+def validate(path: str | Path) -> dict[str, Any]:
+    """Check a file against the layout; returns a short summary or raises MeasurementError."""
+    import h5py
+
+    path = Path(path)
+    if not path.exists():
+        raise MeasurementError(f"{path}: no such file; check the path")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as e:
+        raise MeasurementError(f"{path}: not an HDF5 file ({e}); measurement files are written "
+                               "by `d3ip simulate` or write_measurement") from e
+    with f:
+        try:
+            kind, params, _ = _validate_open(f)
+        except MeasurementError as e:
+            raise MeasurementError(f"{path}: {e}") from None
+        data = f[DATA_NAME[kind]]
+        return {"kind": kind, "shape": tuple(data.shape), "operator_params": params,
+                "has_reference": "reference" in f}
+
+
+def read_measurement(path: str | Path, device: torch.device | str = "cpu") -> Measurement:
+    """Validate and load a measurement file; the operator is rebuilt on `device`."""
+    import h5py
+
+    from ..operators import operator_from_params
+
+    validate(path)
+    path = Path(path)
+    with h5py.File(path, "r") as f:
+        kind, params, arrays = _validate_open(f)
+        y_np = np.asarray(f[DATA_NAME[kind]][()])
+        y = torch.from_numpy(y_np.astype(np.complex64 if kind != "ct" else np.float32))
+        reference = np.asarray(f["reference"][()], np.float32) if "reference" in f else None
+        affine = np.asarray(f["affine"][()], np.float64)
+        spacing = tuple(float(v) for v in f["spacing"][()])
+        intensity = tuple(float(v) for v in f["intensity"][()])
+        simulation = json.loads(_attr_str(f, "simulation") or "{}")
+        source = _attr_str(f, "source") or ""
+    try:
+        op = operator_from_params(params, arrays, device)
+    except (OperatorError, KeyError, TypeError, ValueError) as e:
+        raise MeasurementError(f"{path}: the operator cannot be rebuilt from operator_params "
+                               f"{params} ({e})") from e
+    expect = tuple(op.meas_shape)
+    if tuple(y.shape[1:]) != expect or (op.n_slices is not None and y.shape[0] != op.n_slices):
+        raise MeasurementError(f"{path}: {DATA_NAME[kind]!r} has shape {tuple(y.shape)} but the "
+                               f"operator measures (N, {', '.join(map(str, expect))})")
+    if reference is not None and tuple(reference.shape[1:]) != tuple(op.image_shape):
+        raise MeasurementError(f"{path}: 'reference' slices are {reference.shape[1:]} but the "
+                               f"operator's images are {op.image_shape}")
+    return Measurement(op, y.to(op.device), reference, affine, spacing,  # type: ignore[arg-type]
+                       intensity, simulation, source)  # type: ignore[arg-type]

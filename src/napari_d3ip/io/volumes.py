@@ -1,0 +1,412 @@
+"""Read and write 3D volumes (NIfTI, NRRD, MHA/MHD, DICOM series) without losing geometry.
+
+Conventions (DESIGN.md, "Units and conventions"):
+
+* A `Volume` holds `data` as (slices, H, W) float32 in the *file's* intensities and a 4x4
+  `affine` that maps a voxel index (slice, row, col, 1) to world coordinates in RAS+
+  millimetres (the NIfTI/nibabel convention; ITK files, which are LPS, are converted).
+* Every format is first put in the file's own voxel index order (i, j, k): nibabel's array
+  order for NIfTI, ITK's (x, y, z) for NRRD/MHA/MHD/DICOM. `axis` picks which of i, j, k
+  becomes the slice axis; the other two keep their order as (row, col). The default, 2 (k),
+  is the last NIfTI array axis: axial slices for RAS-like volumes and for DICOM axial series.
+* The affine is permuted with the data, so the world position of every voxel is unchanged;
+  `write_volume` undoes the permutation, so read -> write -> read (same `axis`) gives back the
+  same array, the same file layout and the same affine.
+
+The pipeline works in [0, 1]; `to_unit_range` / `from_unit_range` map between the two and
+the (lo, hi) pair travels with the measurement so results can be written in file units.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+NIFTI_SUFFIXES = (".nii", ".nii.gz")
+ITK_SUFFIXES = (".nrrd", ".nhdr", ".mha", ".mhd")
+WRITE_SUFFIXES = (".nii", ".nii.gz", ".mha", ".mhd", ".nrrd")
+_LPS = np.diag([-1.0, -1.0, 1.0])  # RAS <-> LPS (its own inverse)
+
+
+class VolumeError(ValueError):
+    """A volume that cannot be read or written; the message names the problem and the fix."""
+
+
+@dataclass
+class Volume:
+    """A 3D volume in file intensities with its voxel (slice, row, col) -> world RAS affine."""
+
+    data: np.ndarray
+    affine: np.ndarray = field(default_factory=lambda: np.eye(4))
+    source: str = ""
+    axis: int = 2
+    intensity: tuple[float, float] | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.data = _check_array(np.asarray(self.data), self.source or "volume")
+        self.affine = _check_affine(self.affine)
+        if self.axis not in (0, 1, 2):
+            raise VolumeError(f"axis must be 0, 1 or 2, got {self.axis!r}")
+        if self.intensity is None:
+            self.intensity = (float(self.data.min()), float(self.data.max()))
+        else:
+            self.intensity = (float(self.intensity[0]), float(self.intensity[1]))
+
+    @property
+    def spacing(self) -> tuple[float, float, float]:
+        """Voxel size in mm along (slice, row, col): the affine's column norms."""
+        return spacing_from_affine(self.affine)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(int(s) for s in self.data.shape)  # type: ignore[return-value]
+
+    @property
+    def origin(self) -> np.ndarray:
+        """World RAS position (mm) of voxel (0, 0, 0)."""
+        return self.affine[:3, 3].copy()
+
+
+# -- geometry helpers ----------------------------------------------------------------------
+def spacing_from_affine(affine: np.ndarray) -> tuple[float, float, float]:
+    """Voxel size along each index axis (column norms of the 3x3 part)."""
+    a = np.asarray(affine, dtype=np.float64)
+    return tuple(float(v) for v in np.linalg.norm(a[:3, :3], axis=0))  # type: ignore[return-value]
+
+
+def _axis_order(axis: int) -> tuple[int, int, int]:
+    """File index axes in (slice, row, col) order for slice axis `axis`."""
+    rest = [a for a in (0, 1, 2) if a != axis]
+    return (axis, rest[0], rest[1])
+
+
+def _permutation(axis: int) -> np.ndarray:
+    """P with (i, j, k, 1) = P @ (slice, row, col, 1)."""
+    p = np.zeros((4, 4))
+    for new, old in enumerate(_axis_order(axis)):
+        p[old, new] = 1.0
+    p[3, 3] = 1.0
+    return p
+
+
+def _to_slices(arr: np.ndarray, affine: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
+    """File order (i, j, k) -> (slice, row, col) with the affine permuted to match."""
+    if axis not in (0, 1, 2):
+        raise VolumeError(f"axis must be 0, 1 or 2 (the file's i, j, k index axis), got {axis!r}")
+    return np.transpose(arr, _axis_order(axis)), affine @ _permutation(axis)
+
+
+def _from_slices(data: np.ndarray, affine: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
+    """Inverse of `_to_slices`."""
+    order = _axis_order(axis)
+    return np.transpose(data, np.argsort(order)), affine @ np.linalg.inv(_permutation(axis))
+
+
+def _check_affine(affine: np.ndarray) -> np.ndarray:
+    a = np.asarray(affine, dtype=np.float64)
+    if a.shape != (4, 4):
+        raise VolumeError(f"affine must be 4x4, got shape {a.shape}")
+    if not np.all(np.isfinite(a)):
+        raise VolumeError("affine contains NaN/inf; fix the file header (spacing/origin/direction)")
+    if abs(np.linalg.det(a[:3, :3])) < 1e-12:
+        raise VolumeError("affine is singular (zero spacing or degenerate direction); fix the "
+                          "file header or pass a valid affine")
+    return a
+
+
+def _check_array(arr: np.ndarray, what: str) -> np.ndarray:
+    """Real, finite, non-empty, 3D -> float32; otherwise a VolumeError that says what to do."""
+    if np.iscomplexobj(arr):
+        raise VolumeError(f"{what}: complex data ({arr.dtype}); napari-d3ip reconstructs real "
+                          "images. Save the magnitude (numpy.abs) or the real part instead.")
+    if arr.dtype.names is not None or arr.dtype == object:
+        raise VolumeError(f"{what}: structured/RGB or object data ({arr.dtype}); convert it to a "
+                          "single-channel grey-level volume first.")
+    if arr.size == 0:
+        raise VolumeError(f"{what}: the volume is empty (shape {arr.shape}); check the file "
+                          "(or the series/frame you chose) really contains voxels.")
+    if arr.ndim != 3:
+        raise VolumeError(f"{what}: expected a 3D volume (slices, H, W), got shape {arr.shape}")
+    arr = arr.astype(np.float32, copy=False)
+    bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
+    if bad:
+        raise VolumeError(f"{what}: {bad} voxel(s) are NaN or infinite; replace them (e.g. "
+                          "numpy.nan_to_num(data, nan=0.0)) and save the volume again.")
+    return np.ascontiguousarray(arr)
+
+
+def _suffix(path: Path) -> str:
+    name = path.name.lower()
+    if name.endswith(".nii.gz"):
+        return ".nii.gz"
+    return path.suffix.lower()
+
+
+def _select_frame(arr: np.ndarray, frame: int | None, what: str, n_spatial: int = 3) -> np.ndarray:
+    """Drop a 4th (time/channel) axis at position `n_spatial` by choosing one frame."""
+    if arr.ndim <= n_spatial:
+        if frame not in (None, 0):
+            raise VolumeError(f"{what}: frame={frame} given but the volume is 3D; drop frame=")
+        return arr
+    extra = arr.shape[n_spatial:]
+    if arr.ndim > n_spatial + 1:
+        # trailing singleton axes (NIfTI 5D with one component) are harmless
+        squeezed = arr.reshape(arr.shape[:n_spatial] + (int(np.prod(extra)),))
+        if any(e != 1 for e in extra[1:]):
+            raise VolumeError(f"{what}: {arr.ndim}D data of shape {arr.shape} (vector or multi-"
+                              "component images) is not supported; extract one 3D volume first.")
+        arr = squeezed
+    n = arr.shape[n_spatial]
+    if n == 1 and frame in (None, 0):
+        return arr[..., 0]
+    if frame is None:
+        raise VolumeError(f"{what}: 4D data with {n} frames (shape {arr.shape}); choose one "
+                          f"with frame=<0..{n - 1}> (CLI: --frame).")
+    if not -n <= frame < n:
+        raise VolumeError(f"{what}: frame={frame} out of range; the file has {n} frames "
+                          f"(0..{n - 1}).")
+    return arr[..., frame]
+
+
+# -- reading -------------------------------------------------------------------------------
+def read_volume(path: str | Path, axis: int = 2, frame: int | None = None,
+                series: str | None = None) -> Volume:
+    """Read a NIfTI/NRRD/MHA/MHD file or a DICOM series folder as a `Volume`.
+
+    `axis` (0, 1 or 2) is the file index axis (NIfTI array axis, ITK x/y/z) to slice along;
+    `frame` picks one volume of 4D data; `series` the SeriesInstanceUID of a DICOM folder
+    holding several series.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise VolumeError(f"{path}: no such file or folder; check the path")
+    if axis not in (0, 1, 2):
+        raise VolumeError(f"axis must be 0, 1 or 2 (the file's i, j, k index axis), got {axis!r}")
+    meta: dict[str, Any] = {}
+    if path.is_dir():
+        arr, affine, meta = _read_dicom_series(path, series, frame)
+    else:
+        suffix = _suffix(path)
+        if suffix in NIFTI_SUFFIXES:
+            arr, affine = _read_nifti(path, frame)
+        elif suffix in ITK_SUFFIXES:
+            arr, affine = _read_itk_file(path, frame)
+        elif suffix == ".dcm":
+            raise VolumeError(f"{path}: a single DICOM file; pass the folder holding the whole "
+                              "series instead (read_volume(folder) / --volume <folder>).")
+        else:
+            raise VolumeError(f"{path}: unknown extension {suffix!r}; supported: "
+                              f"{', '.join(NIFTI_SUFFIXES + ITK_SUFFIXES)} or a DICOM folder. "
+                              "Convert the file (e.g. with SimpleITK) to one of these.")
+    if frame is not None:
+        meta["frame"] = int(frame)
+    arr = _check_array(arr, str(path))
+    data, affine = _to_slices(arr, _check_affine(affine), axis)
+    return Volume(np.ascontiguousarray(data), affine, source=str(path), axis=axis, meta=meta)
+
+
+def _read_nifti(path: Path, frame: int | None) -> tuple[np.ndarray, np.ndarray]:
+    import nibabel as nib
+
+    try:
+        img = nib.load(str(path))
+    except Exception as e:  # nibabel raises many types for corrupt files
+        raise VolumeError(f"{path}: not a readable NIfTI file ({e}); check the file is complete "
+                          "and really NIfTI") from e
+    dtype = np.dtype(img.get_data_dtype())
+    if dtype.kind == "c":
+        raise VolumeError(f"{path}: complex data ({dtype}); napari-d3ip reconstructs real images. "
+                          "Save the magnitude (numpy.abs) or the real part instead.")
+    if dtype.names is not None:
+        raise VolumeError(f"{path}: RGB/structured data ({dtype}); convert it to a single-channel "
+                          "grey-level volume first.")
+    shape = img.shape
+    if len(shape) == 2:
+        shape = (*shape, 1)
+    if len(shape) > 3 and frame is None and int(np.prod(shape[3:])) > 1:
+        # fail before reading a possibly large 4D array
+        _select_frame(np.empty(shape, dtype=np.uint8), None, str(path))
+    try:
+        arr = np.asarray(img.get_fdata(dtype=np.float32))
+    except Exception as e:
+        raise VolumeError(f"{path}: the voxel data could not be read ({e}); the file may be "
+                          "truncated") from e
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    arr = _select_frame(arr, frame, str(path))
+    return arr, np.asarray(img.affine, dtype=np.float64)
+
+
+def _itk_geometry(img) -> np.ndarray:
+    """ITK (x, y, z) index -> RAS affine from origin/spacing/direction (first 3 dims)."""
+    dim = img.GetDimension()
+    n = min(dim, 3)
+    direction = np.asarray(img.GetDirection(), dtype=np.float64).reshape(dim, dim)[:n, :n]
+    spacing = np.asarray(img.GetSpacing(), dtype=np.float64)[:n]
+    origin = np.asarray(img.GetOrigin(), dtype=np.float64)[:n]
+    m = np.eye(3)
+    m[:n, :n] = direction * spacing[None, :]
+    o = np.zeros(3)
+    o[:n] = origin
+    affine = np.eye(4)
+    affine[:3, :3] = _LPS @ m
+    affine[:3, 3] = _LPS @ o
+    return affine
+
+
+def _itk_to_array(img, what: str, frame: int | None) -> np.ndarray:
+    import SimpleITK as sitk
+
+    if img.GetNumberOfComponentsPerPixel() > 1:
+        raise VolumeError(f"{what}: {img.GetNumberOfComponentsPerPixel()}-component (vector/RGB) "
+                          "pixels; convert to a single-channel grey-level volume first.")
+    pid = img.GetPixelID()
+    if pid in (sitk.sitkComplexFloat32, sitk.sitkComplexFloat64):
+        raise VolumeError(f"{what}: complex data; napari-d3ip reconstructs real images. Save the "
+                          "magnitude (numpy.abs) or the real part instead.")
+    arr = sitk.GetArrayFromImage(img)  # reversed index order: (..., z, y, x)
+    dim = img.GetDimension()
+    arr = np.transpose(arr, tuple(range(arr.ndim))[::-1])  # -> (x, y, z, [t])
+    if dim == 2:
+        arr = arr[:, :, None]
+    return _select_frame(arr, frame, what)
+
+
+def _read_itk_file(path: Path, frame: int | None) -> tuple[np.ndarray, np.ndarray]:
+    import SimpleITK as sitk
+
+    try:
+        img = sitk.ReadImage(str(path))
+    except Exception as e:  # RuntimeError from ITK with a long message
+        first = str(e).strip().splitlines()[-1] if str(e).strip() else repr(e)
+        raise VolumeError(f"{path}: not readable by SimpleITK ({first}); check the file (and its "
+                          ".raw data file for .mhd/.nhdr) is complete") from e
+    return _itk_to_array(img, str(path), frame), _itk_geometry(img)
+
+
+def dicom_series(folder: str | Path) -> dict[str, int]:
+    """SeriesInstanceUID -> number of files for every DICOM series in `folder`."""
+    import SimpleITK as sitk
+
+    folder = str(folder)
+    uids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(folder) or ()
+    return {uid: len(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(folder, uid)) for uid in uids}
+
+
+def _read_dicom_series(folder: Path, series: str | None, frame: int | None):
+    import SimpleITK as sitk
+
+    found = dicom_series(folder)
+    if not found:
+        raise VolumeError(f"{folder}: a folder without any DICOM series; pass a folder of .dcm "
+                          "files of one series, or a NIfTI/NRRD/MHA file")
+    if series is None:
+        if len(found) > 1:
+            listing = "\n".join(f"  {uid}  ({n} files)" for uid, n in found.items())
+            raise VolumeError(f"{folder}: holds {len(found)} DICOM series:\n{listing}\nchoose one "
+                              "with series='<uid>' (CLI: --series <uid>)")
+        series = next(iter(found))
+    elif series not in found:
+        raise VolumeError(f"{folder}: no DICOM series {series!r}; available: "
+                          f"{', '.join(found)}")
+    reader = sitk.ImageSeriesReader()
+    reader.SetFileNames(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), series))
+    try:
+        img = reader.Execute()
+    except Exception as e:
+        raise VolumeError(f"{folder}: DICOM series {series} could not be read ({e}); check all "
+                          "files of the series are present and uncompressed/readable") from e
+    what = f"{folder} (series {series})"
+    return _itk_to_array(img, what, frame), _itk_geometry(img), {"series": series}
+
+
+# -- writing -------------------------------------------------------------------------------
+def write_volume(path: str | Path, volume: Volume | np.ndarray, affine: np.ndarray | None = None,
+                 overwrite: bool = False, axis: int | None = None) -> Path:
+    """Write a (slices, H, W) volume as NIfTI (.nii, .nii.gz) or MHA/MHD/NRRD.
+
+    The data go back to the file index order the volume was read in (`axis`, default the
+    Volume's, else 2) so a round trip reproduces the file. `affine` (slice, row, col -> RAS)
+    overrides the Volume's; an array without one gets the identity. Never overwrites an
+    existing file unless `overwrite=True`.
+    """
+    path = Path(path)
+    suffix = _suffix(path)
+    if suffix not in WRITE_SUFFIXES:
+        raise VolumeError(f"{path}: cannot write {suffix or 'files without extension'!r}; use one "
+                          f"of {', '.join(WRITE_SUFFIXES)}")
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists; pass overwrite=True (CLI: --force) to replace it, "
+                              "or choose another name")
+    if isinstance(volume, Volume):
+        data = volume.data
+        aff = volume.affine if affine is None else affine
+        axis = volume.axis if axis is None else axis
+    else:
+        data = _check_array(np.asarray(volume), str(path))
+        aff = np.eye(4) if affine is None else affine
+        axis = 2 if axis is None else axis
+    aff = _check_affine(aff)
+    arr, file_affine = _from_slices(data, aff, axis)
+    arr = np.ascontiguousarray(arr, dtype=np.float32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if suffix in NIFTI_SUFFIXES:
+        _write_nifti(path, arr, file_affine)
+    else:
+        _write_itk(path, arr, file_affine)
+    return path
+
+
+def _write_nifti(path: Path, arr: np.ndarray, affine: np.ndarray) -> None:
+    import nibabel as nib
+
+    img = nib.Nifti1Image(arr, affine)
+    img.set_sform(affine, code="scanner")
+    img.set_qform(affine, code="scanner")
+    img.header.set_xyzt_units("mm")
+    nib.save(img, str(path))
+
+
+def _write_itk(path: Path, arr: np.ndarray, affine: np.ndarray) -> None:
+    import SimpleITK as sitk
+
+    m = _LPS @ affine[:3, :3]
+    spacing = np.linalg.norm(m, axis=0)
+    direction = m / spacing[None, :]
+    img = sitk.GetImageFromArray(np.transpose(arr, (2, 1, 0)))  # (x, y, z) -> (z, y, x)
+    img.SetSpacing([float(s) for s in spacing])
+    img.SetOrigin([float(v) for v in _LPS @ affine[:3, 3]])
+    img.SetDirection([float(v) for v in direction.reshape(-1)])
+    try:
+        sitk.WriteImage(img, str(path), useCompression=True)
+    except Exception as e:
+        raise VolumeError(f"{path}: SimpleITK could not write the file ({e})") from e
+
+
+# -- intensity range -----------------------------------------------------------------------
+def to_unit_range(vol: Volume | np.ndarray) -> tuple[np.ndarray, tuple[float, float]]:
+    """Scale to [0, 1] (the prior's range); returns the data and the (lo, hi) to undo it.
+
+    A constant volume maps to zeros (there is nothing to scale).
+    """
+    if isinstance(vol, Volume):
+        data = vol.data
+        lo, hi = vol.intensity  # type: ignore[misc]
+    else:
+        data = _check_array(np.asarray(vol), "volume")
+        lo, hi = float(data.min()), float(data.max())
+    span = hi - lo
+    if span <= 0:
+        return np.zeros(data.shape, np.float32), (float(lo), float(hi))
+    out = (data.astype(np.float64) - lo) / span
+    return np.clip(out, 0.0, 1.0).astype(np.float32), (float(lo), float(hi))
+
+
+def from_unit_range(data01: np.ndarray, intensity: tuple[float, float]) -> np.ndarray:
+    """Map [0, 1] back to the file's intensities (lo, hi)."""
+    lo, hi = float(intensity[0]), float(intensity[1])
+    return (np.asarray(data01, dtype=np.float64) * (hi - lo) + lo).astype(np.float32)

@@ -1,0 +1,74 @@
+"""Small form pieces the dock widgets share: prior picker, device list, error text."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from qtpy.QtWidgets import QComboBox, QFileDialog, QHBoxLayout, QPushButton, QWidget
+
+
+def available_devices() -> list[str]:
+    """'auto', 'cpu', and 'cuda' only when a CUDA GPU is present."""
+    out = ["auto", "cpu"]
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            out.append("cuda")
+    except ImportError:  # pragma: no cover - torch is a hard dependency
+        pass
+    return out
+
+
+def shipped() -> list[str]:
+    try:
+        from ..core.prior import shipped_priors
+
+        return shipped_priors()
+    except Exception:  # a broken install should still show the widget
+        return []
+
+
+def error_text(exc: BaseException) -> str:
+    """One line a user can act on: the message of the deepest cause, with its type."""
+    cause = exc
+    while cause.__cause__ is not None:
+        cause = cause.__cause__
+    msg = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
+    return f"{type(cause).__name__}: {msg}" if msg else type(cause).__name__
+
+
+class PriorPicker(QWidget):
+    """Editable combo of shipped prior names plus any .safetensors path, and a Browse button."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        lay = QHBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        self.combo = QComboBox()
+        self.combo.setEditable(True)
+        self.combo.addItems(shipped())
+        self.combo.setToolTip("a shipped prior, or the path of a .safetensors file "
+                              "(its .json card beside it)")
+        lay.addWidget(self.combo, 1)
+        self.browse = QPushButton("…")
+        self.browse.setFixedWidth(28)
+        self.browse.setToolTip("choose a prior file (.safetensors)")
+        self.browse.clicked.connect(self._browse)
+        lay.addWidget(self.browse)
+
+    def value(self) -> str:
+        return self.combo.currentText().strip()
+
+    def set_value(self, v: str) -> None:
+        if not v:
+            return
+        if self.combo.findText(v) < 0:
+            self.combo.addItem(v)
+        self.combo.setCurrentText(v)
+
+    def _browse(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Choose a prior", str(Path.home()),
+                                              "Prior weights (*.safetensors)")
+        if path:
+            self.set_value(path)

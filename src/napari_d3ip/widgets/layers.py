@@ -1,0 +1,168 @@
+"""Layer data tuples for volumes, measurements and results (no Qt: shared by the reader,
+the sample data and the dock widgets).
+
+Conventions: `scale` is the voxel spacing (slice, row, col) in mm; the full voxel → world
+affine, the file's slice axis and intensity range travel in `metadata` so a writer can put
+them back. Measurement layers also carry the `Measurement` object itself, so the Reconstruct
+widget reconstructs exactly what the Data widget simulated or read.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+# metadata keys (one place, so widgets, reader and writer agree)
+AFFINE = "affine"
+AXIS = "d3ip_axis"
+INTENSITY = "d3ip_intensity"
+ROLE = "d3ip_role"  # "volume" | "measurement" | "pinv" | "mask" | "result" | "samples"
+MEASUREMENT = "d3ip_measurement"
+RUN_CARD = "d3ip_run_card"
+RESULT = "d3ip_result"
+SOURCE = "d3ip_source"
+
+LayerData = tuple[Any, dict[str, Any], str]
+
+_PINV_NAME = {"ct": "FBP", "mri": "zero-filled", "mri-multicoil": "zero-filled"}
+
+
+def _meta(role: str, affine: Any = None, **extra: Any) -> dict[str, Any]:
+    meta: dict[str, Any] = {ROLE: role}
+    if affine is not None:
+        meta[AFFINE] = np.asarray(affine, dtype=float)
+    meta.update({k: v for k, v in extra.items() if v is not None})
+    return meta
+
+
+def volume_layer(volume: Any, name: str) -> LayerData:
+    """An io `Volume` (file intensities) as an image layer with spacing and affine."""
+    data = np.asarray(volume.data, dtype=np.float32)
+    lo, hi = (float(v) for v in (volume.intensity or (data.min(), data.max())))
+    kwargs = {
+        "name": name,
+        "scale": tuple(float(s) for s in volume.spacing),
+        "contrast_limits": (lo, hi if hi > lo else lo + 1.0),
+        "metadata": _meta("volume", volume.affine, **{AXIS: int(volume.axis),
+                                                      INTENSITY: (lo, hi),
+                                                      SOURCE: str(volume.source)}),
+    }
+    return data, kwargs, "image"
+
+
+def kind_of(measurement: Any) -> str:
+    return str(getattr(measurement.operator, "kind", "measurement"))
+
+
+def describe(measurement: Any) -> str:
+    """A short human description, e.g. 'ct, 15 views' or 'mri, R=8'."""
+    kind = kind_of(measurement)
+    try:
+        p = measurement.operator.params()
+    except Exception:  # an operator without params() still gets a name
+        p = {}
+    bits = [kind]
+    for key, fmt in (("n_views", "{:g} views"), ("acceleration", "R={:.3g}"),
+                     ("n_coils", "{:g} coils")):
+        if isinstance(p.get(key), int | float) and not isinstance(p.get(key), bool):
+            bits.append(fmt.format(p[key]))
+    return ", ".join(bits)
+
+
+def _log_magnitude(y: np.ndarray) -> np.ndarray:
+    mag = np.abs(y).astype(np.float32)
+    if mag.ndim == 4:  # (N, coils, H, W): root sum of squares over coils
+        mag = np.sqrt((mag**2).sum(axis=1))
+    return np.log1p(mag / (float(mag.max()) + 1e-12) * 1e3).astype(np.float32)
+
+
+def _centre_kspace(arr: np.ndarray, energy: np.ndarray) -> np.ndarray:
+    """fftshift k-space for display when its DC sits in the corner (an unshifted FFT)."""
+    h, w = energy.shape[-2:]
+    e = energy.reshape(-1, h, w).sum(axis=0)
+    corner = e[0, 0] + e[0, -1] + e[-1, 0] + e[-1, -1]
+    centre = e[h // 2 - 1: h // 2 + 1, w // 2 - 1: w // 2 + 1].sum()
+    return np.fft.fftshift(arr, axes=(-2, -1)) if corner > centre else arr
+
+
+def measurement_layers(measurement: Any, name: str, pinv: np.ndarray | None = None,
+                       show_measurement: bool = False) -> list[LayerData]:
+    """The measurement (sinogram or k-space log-magnitude), its mask, and A†y."""
+    m = measurement
+    kind = kind_of(m)
+    spacing = tuple(float(s) for s in m.spacing)
+    desc = describe(m)
+    y = m.y.detach().cpu().numpy() if hasattr(m.y, "detach") else np.asarray(m.y)
+    layers: list[LayerData] = []
+    common = {AXIS: None, SOURCE: m.source or name, "d3ip_description": desc}
+    if np.iscomplexobj(y):
+        disp = _log_magnitude(y)
+        disp = _centre_kspace(disp, disp)
+        label = "k-space"
+    else:
+        disp = np.asarray(y, dtype=np.float32)
+        if disp.ndim == 4:
+            disp = np.sqrt((disp**2).sum(axis=1))
+        label = "sinogram" if kind == "ct" else "measurement"
+    meas_meta = _meta("measurement", m.affine, **{MEASUREMENT: m, INTENSITY: tuple(m.intensity)},
+                      **common)
+    layers.append((disp, {"name": f"{name} {label} ({desc})", "metadata": meas_meta,
+                          "scale": (spacing[0], 1.0, 1.0), "colormap": "magma",
+                          "visible": show_measurement}, "image"))
+    mask = None
+    try:
+        mask = m.operator.arrays().get("mask")
+    except Exception:  # operators without arrays() have no mask to show
+        mask = None
+    if mask is not None and np.iscomplexobj(y):
+        mask = np.asarray(mask, dtype=np.float32)
+        if hasattr(mask, "ndim") and mask.ndim == 2:
+            mask = np.broadcast_to(mask, (disp.shape[0], *mask.shape[-2:]))
+        if mask.shape[-2:] == disp.shape[-2:]:
+            mask = _centre_kspace(np.ascontiguousarray(mask), np.abs(y).reshape(
+                y.shape[0], -1, *y.shape[-2:]).sum(axis=1) if y.ndim == 4 else np.abs(y))
+            layers.append((np.ascontiguousarray(mask), {
+                "name": f"{name} mask ({desc})", "scale": (spacing[0], 1.0, 1.0),
+                "colormap": "green", "blending": "additive", "opacity": 0.6,
+                "contrast_limits": (0.0, 1.0), "visible": False,
+                "metadata": _meta("mask", m.affine, **common)}, "image"))
+    if pinv is None:
+        pinv = m.pinv()
+    layers.append((np.asarray(pinv, dtype=np.float32), {
+        "name": f"{name} {_PINV_NAME.get(kind, 'A†y')} ({desc})", "scale": spacing,
+        "contrast_limits": (0.0, 1.0),
+        "metadata": _meta("pinv", m.affine, **{INTENSITY: tuple(m.intensity)}, **common)},
+        "image"))
+    return layers
+
+
+_ADAPTER_LABEL = {"none": "", "scd": "SCD", "ddip": "DDIP", "d3ip-base": "D3IP-base",
+                  "d3ip-mbir": "D3IP-MBIR", "d3ip-meta": "D3IP-meta"}
+_SOLVER_LABEL = {"dds": "DDS", "ddnm": "DDNM", "dps": "DPS", "mbir": "DiffusionMBIR",
+                 "admm-tv": "ADMM-TV"}
+
+
+def result_name(config: Any, source: str) -> str:
+    """A result layer name that says how it was made, e.g. 'D3IP-base+DDS NFE50 s0 [brain]'."""
+    solver = _SOLVER_LABEL.get(config.solver, config.solver)
+    adapter = _ADAPTER_LABEL.get(config.adapter, config.adapter)
+    method = f"{adapter}+{solver}" if adapter else solver
+    if config.solver == "admm-tv":
+        return f"{method} [{source}]"
+    extra = f" K{config.k_slices} I{config.adapt_iters}" if adapter else ""
+    return f"{method} NFE{config.nfe}{extra} s{config.seed} [{source}]"
+
+
+def result_kwargs(name: str, measurement: Any, config: Any) -> dict[str, Any]:
+    """Layer kwargs of a new result: spacing, affine, fixed contrast (set once: [0, 1])."""
+    return {
+        "name": name,
+        "scale": tuple(float(s) for s in measurement.spacing),
+        "contrast_limits": (0.0, 1.0),
+        "colormap": "gray",
+        "metadata": _meta("result", measurement.affine,
+                          **{INTENSITY: tuple(measurement.intensity),
+                             SOURCE: measurement.source,
+                             "d3ip_config": config.to_dict()}),
+    }

@@ -1,0 +1,136 @@
+"""Axial, coronal and sagittal views of the volume, behind one small controller.
+
+With `napari-orthogonal-views` installed, `OrthoViews.show()` opens its two extra synchronised
+canvases next to the main one (the plugin defers the actual show to the Qt event loop, so
+callers wait for `is_shown()`). Without it, `ViewControls` still offers the plain fallback:
+buttons that reorder the dims (which plane the main canvas shows) and a 2D/3D toggle.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from typing import Any
+
+from qtpy.QtWidgets import QCheckBox, QHBoxLayout, QPushButton, QWidget
+
+#: dims order per plane for (slice, row, col) volumes: the canvas shows the last two axes
+PLANES: dict[str, tuple[int, int, int]] = {
+    "Axial": (0, 1, 2),
+    "Coronal": (1, 0, 2),
+    "Sagittal": (2, 0, 1),
+}
+
+
+def unwrap(viewer: Any) -> Any:
+    """The real napari Viewer behind a PublicOnlyProxy (the ortho plugin needs its window)."""
+    return getattr(viewer, "__wrapped__", viewer)
+
+
+def plugin_available() -> bool:
+    return importlib.util.find_spec("napari_orthogonal_views") is not None
+
+
+class OrthoViews:
+    """Open / close the orthogonal views of a viewer, or report that only the fallback exists."""
+
+    def __init__(self, viewer: Any) -> None:
+        self.viewer = viewer
+        self.available = plugin_available()
+
+    def _manager(self) -> Any | None:
+        if not self.available:
+            return None
+        from napari_orthogonal_views import ortho_view_manager as ovm
+
+        return ovm._get_manager(unwrap(self.viewer))
+
+    def show(self) -> bool:
+        """Ask for the three views; True if the plugin will show them (deferred), else False."""
+        if not self.available:
+            return False
+        from napari_orthogonal_views.ortho_view_manager import show_orthogonal_views
+
+        show_orthogonal_views(unwrap(self.viewer))
+        return True
+
+    def hide(self) -> None:
+        if self.available and self.is_shown():
+            from napari_orthogonal_views.ortho_view_manager import hide_orthogonal_views
+
+            hide_orthogonal_views(unwrap(self.viewer))
+
+    def is_shown(self) -> bool:
+        if not self.available:
+            return False
+        from napari_orthogonal_views import ortho_view_manager as ovm
+
+        m = ovm._VIEWER_MANAGERS.get(unwrap(self.viewer))
+        return bool(m is not None and m.is_shown())
+
+    def view_models(self) -> list[Any]:
+        """The ViewerModels of the two extra views (empty when not shown)."""
+        if not self.is_shown():
+            return []
+        m = self._manager()
+        out = []
+        for w in (m.right_widget, m.bottom_widget):
+            vm = getattr(getattr(w, "vm_container", None), "viewer_model", None)
+            if vm is not None:
+                out.append(vm)
+        return out
+
+    # -- fallback ------------------------------------------------------------------------
+    def set_plane(self, plane: str) -> None:
+        """Show `plane` ('Axial', 'Coronal', 'Sagittal') in the main canvas (2D)."""
+        dims = self.viewer.dims
+        if dims.ndim < 3:
+            return
+        lead = tuple(range(dims.ndim - 3))
+        dims.order = lead + tuple(len(lead) + a for a in PLANES[plane])
+        dims.ndisplay = 2
+
+    def toggle_3d(self) -> None:
+        self.viewer.dims.ndisplay = 3 if self.viewer.dims.ndisplay == 2 else 2
+
+
+class ViewControls(QWidget):
+    """'Orthogonal views' checkbox (when the plugin exists) + plane buttons + a 3D toggle."""
+
+    def __init__(self, viewer: Any, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.views = OrthoViews(viewer)
+        lay = QHBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        self.ortho = QCheckBox("3 views")
+        self.ortho.setToolTip("axial, coronal and sagittal views side by side "
+                              "(napari-orthogonal-views)")
+        self.ortho.setVisible(self.views.available)
+        self.ortho.toggled.connect(self._on_ortho)
+        lay.addWidget(self.ortho)
+        self.plane_buttons: dict[str, QPushButton] = {}
+        for plane in PLANES:
+            b = QPushButton(plane[:3])
+            b.setToolTip(f"show the {plane.lower()} plane in the main canvas")
+            b.clicked.connect(lambda _=False, p=plane: self.views.set_plane(p))
+            lay.addWidget(b)
+            self.plane_buttons[plane] = b
+        self.btn_3d = QPushButton("2D/3D")
+        self.btn_3d.setToolTip("toggle 3D rendering")
+        self.btn_3d.clicked.connect(lambda _=False: self.views.toggle_3d())
+        lay.addWidget(self.btn_3d)
+
+    def _on_ortho(self, on: bool) -> None:
+        if on:
+            self.views.show()
+        else:
+            self.views.hide()
+
+    def open(self) -> bool:
+        """Open the orthogonal views (checks the box); False when only the fallback exists."""
+        if not self.views.available:
+            return False
+        if not self.ortho.isChecked():
+            self.ortho.setChecked(True)
+        else:
+            self.views.show()
+        return True

@@ -1,0 +1,94 @@
+"""npe2 reader: volumes (NIfTI, NRRD, MHA/MHD, a DICOM series folder) and measurement .h5.
+
+Volumes become one image layer with `scale` = voxel spacing and the affine in metadata;
+a measurement becomes its measurement layer(s) plus A†y (and the reference when it has one).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from . import layers as L
+
+VOLUME_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
+MEASUREMENT_SUFFIXES = (".h5", ".hdf5")
+
+ReaderFunction = Callable[[Any], list[L.LayerData]]
+
+
+def _one(path: Any) -> str | None:
+    if isinstance(path, list | tuple):
+        return str(path[0]) if len(path) == 1 else None
+    return str(path)
+
+
+def looks_like_dicom_folder(folder: Path) -> bool:
+    """A folder with at least one file that is DICOM (.dcm or the 'DICM' magic at byte 128)."""
+    try:
+        for i, f in enumerate(sorted(folder.iterdir())):
+            if i > 50:
+                break
+            if not f.is_file():
+                continue
+            if f.suffix.lower() == ".dcm":
+                return True
+            with open(f, "rb") as fh:
+                head = fh.read(132)
+            if len(head) == 132 and head[128:132] == b"DICM":
+                return True
+    except OSError:
+        return False
+    return False
+
+
+def _stem(path: Path) -> str:
+    name = path.name
+    for suf in (".nii.gz", *VOLUME_SUFFIXES, *MEASUREMENT_SUFFIXES):
+        if name.lower().endswith(suf):
+            return name[: -len(suf)]
+    return name
+
+
+def get_reader(path: Any) -> ReaderFunction | None:
+    """npe2 `get_reader`: a reader function for paths we understand, else None."""
+    one = _one(path)
+    if one is None:
+        return None
+    p = Path(one)
+    low = p.name.lower()
+    if p.is_dir():
+        return read_volume_layers if looks_like_dicom_folder(p) else None
+    if low.endswith(MEASUREMENT_SUFFIXES):
+        return read_measurement_layers
+    if low.endswith(VOLUME_SUFFIXES):
+        return read_volume_layers
+    return None
+
+
+def read_volume_layers(path: Any) -> list[L.LayerData]:
+    from ..io.volumes import read_volume
+
+    p = Path(_one(path) or "")
+    return [L.volume_layer(read_volume(p), _stem(p))]
+
+
+def read_measurement_layers(path: Any) -> list[L.LayerData]:
+    from ..io.measurements import read_measurement
+
+    p = Path(_one(path) or "")
+    m = read_measurement(p)
+    return measurement_with_reference(m, _stem(p))
+
+
+def measurement_with_reference(m: Any, name: str) -> list[L.LayerData]:
+    """Measurement layers, plus the fully sampled reference (hidden) when the file has one."""
+    out = L.measurement_layers(m, name)
+    if m.reference is not None:
+        out.insert(0, (m.reference, {
+            "name": f"{name} reference", "scale": tuple(float(s) for s in m.spacing),
+            "contrast_limits": (0.0, 1.0), "visible": False,
+            "metadata": {L.ROLE: "reference", L.AFFINE: m.affine,
+                         L.INTENSITY: tuple(m.intensity)}}, "image"))
+    return out
