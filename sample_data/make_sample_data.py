@@ -17,6 +17,7 @@ import gzip
 import hashlib
 import io
 import json
+import shutil
 import sys
 import zipfile
 from pathlib import Path
@@ -33,9 +34,9 @@ MARGIN = 0.02  # extra field of view around the head's bounding box, per side
 
 # (name, kind, noise, seed, operator parameters): the shipped example measurements
 MEASUREMENTS = [
-    ("brain-64_ct15.h5", "ct", 0.01, 0, {"views": 15}),
-    ("brain-64_ct60.h5", "ct", 0.01, 0, {"views": 60}),
-    ("brain-64_mri-poisson-r8.h5", "mri", 0.0, 0, {"accel": 8, "mask": "poisson"}),
+    ("brain-64_ct15.h5", "ct", 0.01, 0, {"n_views": 15}),
+    ("brain-64_ct60.h5", "ct", 0.01, 0, {"n_views": 60}),
+    ("brain-64_mri-poisson-r8.h5", "mri", 0.0, 0, {"accel": 8.0}),  # Poisson-disc mask
 ]
 
 
@@ -136,8 +137,10 @@ def phantom_volume(force: bool) -> dict:
 
 
 def measurements(force: bool) -> dict:
+    """The example measurement files, simulated from brain-64 with operators.simulate."""
     from napari_d3ip.io.measurements import write_measurement
     from napari_d3ip.io.volumes import read_volume, to_unit_range
+    from napari_d3ip.metrics import mean_psnr, psnr
     from napari_d3ip.operators import simulate
 
     vol = read_volume(OUT / "brain-64.nii.gz")
@@ -147,14 +150,24 @@ def measurements(force: bool) -> dict:
         m = simulate(data01, kind, noise=noise, seed=seed, device="cpu", **params)
         m.affine, m.spacing, m.intensity = vol.affine, vol.spacing, intensity
         m.source = "brain-64.nii.gz"
-        path = write_measurement(OUT / name, m, overwrite=force)
-        ref = m.reference if m.reference is not None else data01
-        mse = float(np.mean((m.pinv() - ref) ** 2))
-        psnr = 10 * np.log10(1.0 / mse)
-        info[name] = {"kind": kind, "noise": noise, "seed": seed, **params,
-                      "pinv_psnr_db": round(psnr, 2)}
-        print(f"wrote {path.relative_to(ROOT)} ({path.stat().st_size / 1e6:.2f} MB), "
-              f"A†y PSNR {psnr:.2f} dB")
+        m.simulation = {**m.simulation, "volume": "brain-64.nii.gz",
+                        "made_by": "sample_data/make_sample_data.py"}
+        path = OUT / name
+        if path.exists() and not force:
+            raise SystemExit(f"{path} exists; pass --force to regenerate it")
+        write_measurement(path, m, overwrite=force)
+        x = m.pinv()
+        row = {"kind": kind, "noise": noise, "seed": seed, **params,
+               "y_shape": list(m.y.shape),
+               "pinv_volume_psnr_db": round(psnr(x, m.reference, data_range=1.0), 2),
+               "pinv_mean_slice_psnr_db": round(mean_psnr(x, m.reference), 2),
+               "size_mb": round(path.stat().st_size / 1e6, 3)}
+        if kind != "ct":
+            row["achieved_acceleration"] = round(m.operator.acceleration, 3)
+        info[name] = row
+        print(f"wrote {path.relative_to(ROOT)} ({row['size_mb']:.2f} MB), A†y PSNR "
+              f"{row['pinv_volume_psnr_db']:.2f} dB (volume), "
+              f"{row['pinv_mean_slice_psnr_db']:.2f} dB (mean per slice)")
     return info
 
 
@@ -175,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         log["phantom"] = phantom_volume(args.force)
     if args.only in (None, "measurements"):
         log["measurements"] = measurements(args.force)
+    shutil.copy(Path(__file__).with_name("README.md"), OUT / "README.md")
     print(json.dumps(log, indent=1))
     return 0
 

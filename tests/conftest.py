@@ -9,6 +9,9 @@ from napari_d3ip.core.prior import Prior
 from napari_d3ip.core.schedule import VPSchedule
 from napari_d3ip.core.unet import UNet, UNetConfig
 
+# Test tensors are tiny: one thread avoids oversubscription overhead (10x on a busy 2-core box).
+torch.set_num_threads(1)
+
 TINY = UNetConfig(base_channels=8, channel_mults=(1, 2), num_res_blocks=1,
                   attn_resolutions=(16,), image_size=32)
 

@@ -105,7 +105,9 @@ class Adapter:
 class _LoraAdapter(Adapter):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.model = add_lora(self.prior.net, rank=self.cfg.lora_rank).to(self.prior.device)
+        with torch.random.fork_rng(devices=[]):  # LoRA A's random init: seeded, RNG untouched
+            torch.manual_seed(int(self.cfg.seed))
+            self.model = add_lora(self.prior.net, rank=self.cfg.lora_rank).to(self.prior.device)
         self.initial: LoraState = lora_state(self.model)
 
     def active(self, t: int, index: int) -> bool:
@@ -256,7 +258,10 @@ class D3IPMeta(D3IPBase):
         loss = super()._adapt(x_t, t, index)
         phi_k = lora_state(self.model)
         eps = self.epsilon(index)
-        self.meta = {n: self.meta[n] + eps * (phi_k[n] - self.meta[n]) for n in self.meta}
+        if eps == 1.0:  # exactly D3IP-base (no rounding from φ + (φ_K - φ))
+            self.meta = phi_k
+        else:
+            self.meta = {n: self.meta[n] + eps * (phi_k[n] - self.meta[n]) for n in self.meta}
         load_lora_state(self.model, self.meta)
         if self.finetune_iters > 0:
             self.states = []

@@ -20,6 +20,7 @@ indices: torch's CSR kernel is ~20x faster with int32 than with int64 indices on
 from __future__ import annotations
 
 import math
+import warnings
 from functools import lru_cache
 from typing import Any
 
@@ -84,10 +85,12 @@ def _csr(rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, shape: tuple[int,
     rows, cols, vals = rows[order], cols[order], vals[order]
     crow = np.zeros(shape[0] + 1, dtype=np.int64)
     np.cumsum(np.bincount(rows, minlength=shape[0]), out=crow[1:])
-    return torch.sparse_csr_tensor(
-        torch.from_numpy(crow.astype(np.int32)), torch.from_numpy(cols.astype(np.int32)),
-        torch.from_numpy(vals).to(dtype), size=shape,
-    ).to(device)
+    with warnings.catch_warnings():  # "sparse CSR support is in beta"
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.sparse_csr_tensor(
+            torch.from_numpy(crow.astype(np.int32)), torch.from_numpy(cols.astype(np.int32)),
+            torch.from_numpy(vals).to(dtype), size=shape, check_invariants=False,
+        ).to(device)
 
 
 @lru_cache(maxsize=16)
@@ -125,10 +128,11 @@ def ramp_filter(n_det: int, name: str = "ram-lak", dtype: torch.dtype = torch.fl
                 device: torch.device | str = "cpu") -> tuple[torch.Tensor, int]:
     """rfft-domain ramp filter for a zero-padded detector of `pad` bins, and `pad`.
 
-    The ramp is the DFT of the band-limited spatial ramp kernel (h[0] = 1/4, h[odd n] =
-    -1/(pi n)^2, h[even n] = 0; Kak & Slaney 3.3), which equals |f| at f in cycles/bin up to
-    its DC offset correction; so it avoids the DC bias of a sampled |f|. Windows are functions
-    of f in [0, 1/2]: Shepp-Logan sinc(f), Hann (1 + cos 2 pi f) / 2.
+    The ramp is the DFT of the sampled band-limited ramp kernel (h[0] = 1/4, h[odd n] =
+    -1/(pi n)^2, h[even n] = 0; Kak & Slaney ch. 3), which is ~|f| (f in cycles/bin, 1/2 at
+    Nyquist) but with the right small non-zero DC value, so the mean intensity is kept on a
+    finite padded detector. Windows, functions of f in [0, 1/2]: Shepp-Logan sinc(f), Hann
+    (1 + cos 2 pi f) / 2.
     """
     if name not in FILTERS:
         raise OperatorError(f"unknown FBP filter {name!r}; choose one of {', '.join(FILTERS)}")

@@ -38,6 +38,21 @@ def error_text(exc: BaseException) -> str:
     return f"{type(cause).__name__}: {msg}" if msg else type(cause).__name__
 
 
+def notify_error(exc: BaseException) -> None:
+    """Show a worker's exception as a napari error notification (with its traceback).
+
+    napari's own thread_worker re-raises errors in the GUI thread for its excepthook; our
+    workers handle `errored` themselves, so they hand the error to napari explicitly.
+    """
+    cause = exc.__cause__ if exc.__cause__ is not None else exc
+    try:
+        from napari.utils.notifications import notification_manager
+
+        notification_manager.receive_error(type(cause), cause, cause.__traceback__)
+    except Exception:  # never let reporting an error raise another one
+        pass
+
+
 class PriorPicker(QWidget):
     """Editable combo of shipped prior names plus any .safetensors path, and a Browse button."""
 

@@ -113,4 +113,4 @@ class PriorSamplesWidget(QWidget):
         self.run.end(f"{self.n.value()} samples" if image is not None else "")
 
     def _on_error(self, exc: Exception) -> None:
-        self.run.fail(error_text(exc))
+        self.run.fail(error_text(exc), exc)

@@ -14,6 +14,7 @@ from typing import Any
 from qtpy.QtCore import QEvent, QObject, Signal
 from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
 
+from .common import notify_error
 from .orthoviews import unwrap
 from .state import Phase, RunState
 from .workers import RunHandle
@@ -23,7 +24,9 @@ def fmt_seconds(s: float | None) -> str:
     if s is None or not math.isfinite(s) or s < 0:
         return "–"
     s = int(round(s))
-    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+    if s >= 3600:
+        return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
+    return f"{s // 60}:{s % 60:02d}"
 
 
 class _CloseFilter(QObject):
@@ -127,8 +130,11 @@ class RunBar(QWidget):
         self._close_pbar(failed=False, cancelled=cancelled)
         self.handle = None
 
-    def fail(self, message: str) -> None:
+    def fail(self, message: str, exc: BaseException | None = None) -> None:
+        """The worker raised: Failed state, and a napari notification when `exc` is given."""
         self.state.fail(message)
+        if exc is not None:
+            notify_error(exc)
         self.bar.setRange(0, 1)
         self.bar.setValue(0)
         self.bar.setFormat("failed")

@@ -244,17 +244,19 @@ class Prepared:
 
 def simulate_prepared(volume: np.ndarray, kind: str, noise: float, seed: int,
                       params: dict[str, Any], name: str, affine: np.ndarray | None = None,
-                      spacing: tuple[float, float, float] | None = None) -> Prepared:
-    """Simulate y = A x + n from a fully sampled volume and compute A†y (worker thread)."""
+                      intensity: tuple[float, float] | None = None) -> Prepared:
+    """Scale a fully sampled volume to [0, 1], simulate y = A x + n, compute A†y (worker)."""
+    from ..io.volumes import Volume, spacing_from_affine, to_unit_range
     from ..operators import simulate
 
-    m = simulate(np.asarray(volume), kind, noise=noise, seed=seed, device="cpu", **params)
-    if affine is not None:
-        m.affine = np.asarray(affine, dtype=float)
-    if spacing is not None:
-        m.spacing = tuple(float(s) for s in spacing)
-    if not m.source:
-        m.source = name
+    aff = np.eye(4) if affine is None else np.asarray(affine, dtype=float)
+    vol = Volume(data=np.asarray(volume), affine=aff, source=name, intensity=intensity)
+    data01, (lo, hi) = to_unit_range(vol)
+    m = simulate(data01, kind, noise=noise, seed=seed, device="cpu", **params)
+    m.affine = aff
+    m.spacing = spacing_from_affine(aff)
+    m.intensity = (lo, hi)
+    m.source = name
     return Prepared(m, to_display(m.pinv()), name)
 
 

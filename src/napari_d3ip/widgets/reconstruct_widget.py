@@ -1,0 +1,508 @@
+"""'D3IP: Reconstruct': choose how to reconstruct a measurement layer and watch it happen.
+
+The widget turns its fields into a `RunConfig`, hands it with the chosen layer's `Measurement`
+to `pipeline.reconstruct` in a thread worker, and draws what comes back: a new result layer
+(updated ~2×/s, contrast fixed once to the pipeline's [0, 1]), progress with ETA, a live plot
+of data loss and PSNR, and at the end the run card in the layer's metadata. A run is bound to
+the measurement it started from: changing the picker mid-run changes nothing for that run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QMessageBox,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..config import ADAPTERS, INITS, SOLVERS, RunConfig
+from . import layers as L
+from .common import PriorPicker, available_devices, error_text, notify_error, shipped
+from .orthoviews import ViewControls
+from .plot import LivePlot
+from .runbar import RunBar, fmt_seconds
+from .state import ParamStore
+from .workers import DEFAULT_INTERVAL, Update, reconstruct_worker
+
+CUSTOM = "(custom)"
+
+#: advanced fields: name -> (kind, lo, hi, step/decimals, tooltip)
+ADVANCED: dict[str, tuple[str, float, float, float, str]] = {
+    "eta": ("float", 0.0, 1.0, 0.05, "DDIM stochasticity η (0 = deterministic)"),
+    "cg_steps": ("int", 0, 200, 1, "conjugate-gradient steps of data consistency per step"),
+    "k_slices": ("int", 1, 1024, 1, "K: slices used for each adaptation step (D3IP)"),
+    "adapt_iters": ("int", 0, 200, 1, "I: LoRA optimiser iterations per adaptation step"),
+    "lr": ("float", 1e-6, 1.0, 5, "LoRA learning rate"),
+    "lora_rank": ("int", 1, 64, 1, "LoRA rank"),
+    "window_lo": ("int", 0, 999, 1, "adapt only for t in [window_lo, window_hi]"),
+    "window_hi": ("int", 0, 999, 1, "adapt only for t in [window_lo, window_hi]"),
+    "adapt_every": ("int", 1, 100, 1, "adapt every n-th step"),
+    "t_start": ("int", 1, 999, 1, "first diffusion time when starting from A†y (init slerp/noise)"),
+    "batch_slices": ("int", 1, 1024, 1, "slices per network batch (memory vs speed)"),
+}
+
+
+def _defaults() -> dict[str, Any]:
+    d = RunConfig().to_dict()
+    keep = ("solver", "adapter", "prior", "nfe", "device", "seed", "init", "bf16", *ADVANCED)
+    out = {k: d[k] for k in keep}
+    priors = shipped()
+    if priors and out["prior"] not in priors:
+        out["prior"] = priors[0]
+    out.update(preset=CUSTOM, show_views=True)
+    return out
+
+
+@dataclass
+class RunContext:
+    """Everything a run is bound to, captured when Run is pressed."""
+
+    measurement: Any
+    source: str
+    config: RunConfig
+    name: str
+    layer: Any = None
+    steps: int = 0
+    images: int = 0
+    result: Any = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class ReconstructWidget(QWidget):
+    """Measurement layer + method + parameters → Run/Cancel → a result layer and its run card."""
+
+    def __init__(self, napari_viewer: Any, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.viewer = napari_viewer
+        self.store = ParamStore("reconstruct", _defaults())
+        self.ctx: RunContext | None = None  # the current or last run
+        self._applying = False
+        self._measurement_layers: list[Any] = []
+        self.update_interval = DEFAULT_INTERVAL  # seconds between redraws of the estimate
+
+        lay = QVBoxLayout(self)
+        form = QFormLayout()
+        self.measurement = QComboBox()
+        self.measurement.setToolTip("a measurement layer made by 'D3IP: Data' or read from .h5")
+        self.measurement.currentIndexChanged.connect(self._on_measurement)
+        form.addRow("measurement", self.measurement)
+        self.operator_label = QLabel("–")
+        self.operator_label.setWordWrap(True)
+        form.addRow("operator", self.operator_label)
+        self.preset = QComboBox()
+        self.preset.addItem(CUSTOM)
+        self.preset.addItems(self._preset_names())
+        self.preset.setToolTip("paper (Table 5) settings per task, or your own")
+        self.preset.currentTextChanged.connect(self._on_preset)
+        form.addRow("preset", self.preset)
+        self.solver = QComboBox()
+        self.solver.addItems(SOLVERS)
+        self.solver.setToolTip("data-consistency estimator: DDS, DDNM, DPS, DiffusionMBIR, "
+                               "or ADMM-TV (no prior)")
+        form.addRow("solver", self.solver)
+        self.adapter = QComboBox()
+        self.adapter.addItems(ADAPTERS)
+        self.adapter.setToolTip("adaptation of the prior during sampling (D3IP: LoRA on K "
+                                "slices); 'none' = plain diffusion solver")
+        form.addRow("adapter", self.adapter)
+        self.prior = PriorPicker()
+        form.addRow("prior", self.prior)
+        self.nfe = QSpinBox()
+        self.nfe.setRange(1, 1000)
+        self.nfe.setToolTip("number of diffusion steps")
+        form.addRow("NFE", self.nfe)
+        self.device = QComboBox()
+        self.device.addItems(available_devices())
+        form.addRow("device", self.device)
+        self.seed = QSpinBox()
+        self.seed.setRange(0, 2**31 - 1)
+        form.addRow("seed", self.seed)
+        lay.addLayout(form)
+
+        self.advanced = self._make_advanced()
+        lay.addWidget(self.advanced)
+
+        self.cost = QLabel("")
+        self.cost.setWordWrap(True)
+        lay.addWidget(self.cost)
+
+        self.views = ViewControls(napari_viewer)
+        self.show_views = QCheckBox("open 3 views on Run")
+        self.show_views.setVisible(self.views.views.available)
+        lay.addWidget(self.views)
+        lay.addWidget(self.show_views)
+
+        self.run = RunBar(napari_viewer, "D3IP reconstruction")
+        self.run.run_requested.connect(self.start)
+        lay.addWidget(self.run)
+        self.plot = LivePlot()
+        lay.addWidget(self.plot)
+
+        row = QHBoxLayout()
+        self.save_btn = QPushButton("Save…")
+        self.save_btn.setToolTip("write the result as NIfTI (input affine) + run card JSON")
+        self.save_btn.setEnabled(False)
+        self.save_btn.clicked.connect(lambda _=False: self.save())
+        row.addWidget(self.save_btn)
+        self.defaults_btn = QPushButton("Restore defaults")
+        self.defaults_btn.clicked.connect(self.restore_defaults)
+        row.addWidget(self.defaults_btn)
+        lay.addLayout(row)
+        lay.addStretch(1)
+
+        self._fields = self._field_widgets()
+        for w in self._fields.values():
+            for sig in ("currentTextChanged", "valueChanged", "toggled"):
+                if hasattr(w, sig):
+                    getattr(w, sig).connect(self._on_field)
+                    break
+        self.prior.combo.currentTextChanged.connect(self._on_field)
+        self.set_values(self.store.load())
+
+        ev = self.viewer.layers.events
+        ev.inserted.connect(self._refresh_measurements)
+        ev.removed.connect(self._refresh_measurements)
+        self._refresh_measurements()
+
+    # -- form ----------------------------------------------------------------------------
+    def _make_advanced(self) -> QWidget:
+        try:
+            from superqt import QCollapsible
+
+            box: Any = QCollapsible("Advanced")
+            add = box.addWidget
+        except ImportError:  # superqt comes with napari; keep a plain box just in case
+            box = QWidget()
+            add = QVBoxLayout(box).addWidget
+        inner = QWidget()
+        form = QFormLayout(inner)
+        form.setContentsMargins(0, 0, 0, 0)
+        self.adv: dict[str, Any] = {}
+        for name, (kind, lo, hi, step, tip) in ADVANCED.items():
+            if kind == "int":
+                w: Any = QSpinBox()
+                w.setRange(int(lo), int(hi))
+            else:
+                w = QDoubleSpinBox()
+                if name == "lr":
+                    w.setDecimals(int(step))
+                    w.setSingleStep(1e-4)
+                else:
+                    w.setDecimals(3)
+                    w.setSingleStep(step)
+                w.setRange(lo, hi)
+            w.setToolTip(tip)
+            form.addRow(name, w)
+            self.adv[name] = w
+        self.init = QComboBox()
+        self.init.addItems(INITS)
+        self.init.setToolTip("start from A†y + slerp noise across slices, A†y + noise, "
+                             "or pure noise")
+        form.addRow("init", self.init)
+        self.bf16 = QCheckBox("bfloat16 network")
+        self.bf16.setToolTip("faster on recent CPUs/GPUs, slightly less accurate")
+        form.addRow("", self.bf16)
+        add(inner)
+        return box
+
+    def _field_widgets(self) -> dict[str, Any]:
+        return {"solver": self.solver, "adapter": self.adapter, "nfe": self.nfe,
+                "device": self.device, "seed": self.seed, "init": self.init,
+                "bf16": self.bf16, **self.adv}
+
+    @staticmethod
+    def _preset_names() -> list[str]:
+        try:
+            from ..config import presets
+
+            return sorted(presets())
+        except Exception:  # no presets shipped yet: only custom settings
+            return []
+
+    def values(self) -> dict[str, Any]:
+        """The remembered parameters (RunConfig fields + preset + view option)."""
+        v: dict[str, Any] = {}
+        for name, w in self._fields.items():
+            if isinstance(w, QComboBox):
+                v[name] = w.currentText()
+            elif isinstance(w, QCheckBox):
+                v[name] = w.isChecked()
+            else:
+                v[name] = w.value()
+        v["prior"] = self.prior.value()
+        v["preset"] = self.preset.currentText()
+        v["show_views"] = self.show_views.isChecked()
+        return v
+
+    def set_values(self, v: dict[str, Any]) -> None:
+        self._applying = True
+        try:
+            for name, w in self._fields.items():
+                if name not in v:
+                    continue
+                if isinstance(w, QComboBox):
+                    i = w.findText(str(v[name]))
+                    if i >= 0:
+                        w.setCurrentIndex(i)
+                elif isinstance(w, QCheckBox):
+                    w.setChecked(bool(v[name]))
+                elif isinstance(w, QSpinBox):
+                    w.setValue(int(v[name]))
+                else:
+                    w.setValue(float(v[name]))
+            if "prior" in v:
+                self.prior.set_value(str(v["prior"]))
+            if "preset" in v:
+                i = self.preset.findText(str(v["preset"]))
+                self.preset.setCurrentIndex(max(i, 0))
+            if "show_views" in v:
+                self.show_views.setChecked(bool(v["show_views"]))
+        finally:
+            self._applying = False
+        self._update_cost()
+
+    def restore_defaults(self) -> None:
+        self.set_values(self.store.restore_defaults())
+
+    def config(self) -> RunConfig:
+        """The RunConfig the fields describe (raises ConfigError with the field's name)."""
+        v = self.values()
+        preset = v.pop("preset")
+        v.pop("show_views")
+        return RunConfig.from_dict({**RunConfig().to_dict(), **v,
+                                    "preset": None if preset == CUSTOM else preset})
+
+    def _on_preset(self, name: str) -> None:
+        if self._applying or name == CUSTOM:
+            return
+        try:
+            from ..config import presets
+
+            cfg = presets()[name]["config"]
+        except Exception as e:  # a broken preset file is reported, not fatal
+            self.cost.setText(f"preset {name!r}: {error_text(e)}")
+            return
+        self.set_values({k: val for k, val in cfg.items() if k != "preset"})
+
+    def _on_field(self, *_: Any) -> None:
+        if self._applying:
+            return
+        if self.preset.currentText() != CUSTOM:  # edited by hand: no longer the preset
+            self.preset.blockSignals(True)
+            self.preset.setCurrentIndex(0)
+            self.preset.blockSignals(False)
+        self._update_cost()
+
+    # -- measurement picker --------------------------------------------------------------
+    def _refresh_measurements(self, event: Any = None) -> None:
+        try:
+            current = self.current_layer()
+            layers = [ly for ly in self.viewer.layers
+                      if L.MEASUREMENT in getattr(ly, "metadata", {})]
+            inserted = getattr(event, "value", None) if event is not None else None
+            self._measurement_layers = layers
+            self.measurement.blockSignals(True)
+            self.measurement.clear()
+            self.measurement.addItems([ly.name for ly in layers])
+            pick = inserted if inserted in layers else current
+            if pick in layers:
+                self.measurement.setCurrentIndex(layers.index(pick))
+            self.measurement.blockSignals(False)
+            self._on_measurement()
+        except RuntimeError:  # the widget was deleted while the viewer still emits
+            pass
+
+    def current_layer(self) -> Any:
+        i = self.measurement.currentIndex()
+        return self._measurement_layers[i] if 0 <= i < len(self._measurement_layers) else None
+
+    def current_measurement(self) -> Any:
+        layer = self.current_layer()
+        return None if layer is None else layer.metadata.get(L.MEASUREMENT)
+
+    def _on_measurement(self, *_: Any) -> None:
+        m = self.current_measurement()
+        if m is None:
+            self.operator_label.setText("– (simulate or open one with 'D3IP: Data')")
+        else:
+            h, w = m.image_shape
+            self.operator_label.setText(f"{L.describe(m)} · {m.n_slices} slices of {h}×{w}"
+                                        + (" · reference known" if m.reference is not None
+                                           else ""))
+        self._update_cost()
+
+    def _update_cost(self) -> None:
+        m = self.current_measurement()
+        if m is None:
+            self.cost.setText("")
+            return
+        try:
+            from ..pipeline import estimate_cost
+
+            c = estimate_cost(m, self.config())
+        except Exception as e:  # an invalid field: say which
+            self.cost.setText(f"⚠ {error_text(e)}")
+            return
+        self.cost.setText(f"estimate: ≈ {fmt_seconds(c['seconds'])} on CPU, "
+                          f"≈ {c['memory_bytes'] / 2**20:.0f} MB")
+
+    # -- run -----------------------------------------------------------------------------
+    def start(self) -> bool:
+        """Start a run on the selected measurement; False (with the reason shown) if not."""
+        if self.run.state.active:
+            return False
+        layer = self.current_layer()
+        m = self.current_measurement()
+        if m is None:
+            self.cost.setText("⚠ no measurement layer: simulate or open one with 'D3IP: Data'")
+            return False
+        try:
+            cfg = self.config()
+        except Exception as e:
+            self.cost.setText(f"⚠ {error_text(e)}")
+            return False
+        self.store.save(self.values())
+        source = str(layer.metadata.get(L.SOURCE) or layer.name.split(" ")[0])
+        self.ctx = RunContext(measurement=m, source=source, config=cfg,
+                              name=L.result_name(cfg, source))
+        self.plot.clear(cfg.nfe)
+        self.save_btn.setEnabled(False)
+        handle = reconstruct_worker(m, cfg, interval=self.update_interval)
+        w = handle.worker
+        ctx = self.ctx
+        w.yielded.connect(lambda u, c=ctx: self._on_update(c, u))
+        w.returned.connect(lambda r, c=ctx: self._on_returned(c, r))
+        w.errored.connect(lambda e, c=ctx: self._on_error(c, e))
+        self.run.begin(handle, f"{cfg.solver}/{cfg.adapter} on {source}")
+        return True
+
+    def cancel(self) -> None:
+        self.run.cancel()
+
+    def _draw(self, ctx: RunContext, image: np.ndarray) -> None:
+        if ctx.layer is None:
+            kwargs = L.result_kwargs(ctx.name, ctx.measurement, ctx.config)
+            ctx.layer = self.viewer.add_image(image, **kwargs)
+            if self.show_views.isChecked():
+                self.views.open()
+        elif ctx.layer in self.viewer.layers:  # the user may have deleted it: keep quiet
+            ctx.layer.data = image
+        ctx.images += 1
+
+    def _on_update(self, ctx: RunContext, u: Update) -> None:
+        s = u.step
+        if not self.run.step(s.phase, s.index + 1, s.total, s.eta):
+            return  # cancelling: the estimate no longer matters
+        ctx.steps += 1
+        self.plot.add(s.index, s.loss, s.psnr, s.total)
+        if u.image is not None:
+            self._draw(ctx, u.image)
+
+    def _on_returned(self, ctx: RunContext, result: Any) -> None:
+        if result is None:  # cancelled
+            if ctx.layer is not None and ctx.layer in self.viewer.layers:
+                ctx.layer.name = f"{ctx.name} (cancelled)"
+            self.run.end()
+            return
+        ctx.result = result
+        self._draw(ctx, np.asarray(result.volume, dtype=np.float32))
+        ctx.layer.metadata[L.RUN_CARD] = result.card
+        if result.metrics is not None:
+            ctx.layer.metadata["d3ip_metrics"] = {k: v for k, v in result.metrics.items()
+                                                  if k != "per_slice"}
+        secs = result.card.get("timings", {}).get("total_seconds")
+        bits = []
+        psnr = (result.metrics or {}).get("psnr")
+        if psnr is not None:
+            bits.append(f"PSNR {psnr:.2f} dB")
+        if secs is not None:
+            bits.append(f"{fmt_seconds(secs)}")
+        self.run.end(", ".join(bits))
+        self.save_btn.setEnabled(True)
+
+    def _on_error(self, ctx: RunContext, exc: Exception) -> None:
+        if ctx.layer is not None and ctx.layer in self.viewer.layers:
+            ctx.layer.name = f"{ctx.name} (failed)"
+        self.run.fail(error_text(exc), exc)
+
+    # -- save ----------------------------------------------------------------------------
+    def _save_target(self) -> Any:
+        """The selected result layer if it has a run card, else the last finished run's."""
+        active = self.viewer.layers.selection.active
+        if active is not None and L.RUN_CARD in getattr(active, "metadata", {}):
+            return active
+        if self.ctx is not None and self.ctx.result is not None and self.ctx.layer is not None:
+            return self.ctx.layer
+        return None
+
+    def save(self, path: str | Path | None = None, confirm: Any = None
+             ) -> tuple[Path, Path] | None:
+        """Write the result NIfTI (input affine, file intensities) + run card JSON.
+
+        Existing files are only replaced after `confirm(existing_paths)` (default: a dialog)
+        says yes. Returns the two paths, or None if nothing was written.
+        """
+        from ..events import Result
+        from ..pipeline import run_card_path, save_result
+
+        layer = self._save_target()
+        if layer is None:
+            self.cost.setText("⚠ nothing to save yet: run a reconstruction first")
+            return None
+        if path is None:
+            path, _ = QFileDialog.getSaveFileName(
+                self, "Save reconstruction", str(Path.home() / f"{_safe(layer.name)}.nii.gz"),
+                "NIfTI (*.nii.gz *.nii)", options=QFileDialog.Option.DontConfirmOverwrite)
+            if not path:
+                return None
+        path = Path(path)
+        if not path.name.lower().endswith((".nii", ".nii.gz")):
+            path = path.with_name(path.name + ".nii.gz")
+        existing = [p for p in (path, run_card_path(path)) if p.exists()]
+        overwrite = False
+        if existing:
+            ask = confirm or self._confirm_overwrite
+            if not ask(existing):
+                self.cost.setText("not saved: the file exists")
+                return None
+            overwrite = True
+        md = layer.metadata
+        lo, hi = md.get(L.INTENSITY) or (0.0, 1.0)
+        result = Result(volume=np.asarray(layer.data, dtype=np.float32),
+                        card=dict(md[L.RUN_CARD]), metrics=md.get("d3ip_metrics"))
+        try:
+            out = save_result(result, path, affine=md.get(L.AFFINE),
+                              intensity=(float(lo), float(hi)), overwrite=overwrite)
+        except Exception as e:
+            self.cost.setText(f"⚠ not saved: {error_text(e)}")
+            notify_error(e)
+            return None
+        self.cost.setText(f"saved {out[0].name} + {out[1].name}")
+        return out
+
+    def _confirm_overwrite(self, existing: list[Path]) -> bool:
+        names = "\n".join(str(p) for p in existing)
+        answer = QMessageBox.question(
+            self, "Overwrite?", f"These files exist:\n{names}\n\nReplace them?",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            QMessageBox.StandardButton.No)
+        return answer == QMessageBox.StandardButton.Yes
+
+
+def _safe(name: str) -> str:
+    keep = "".join(c if c.isalnum() or c in "-_+." else "_" for c in name)
+    return keep.strip("_") or "reconstruction"

@@ -1,0 +1,228 @@
+"""GUI: 'D3IP: Data' + 'D3IP: Reconstruct' with a tiny prior on an 8×32×32 volume.
+
+The viewer is wrapped in napari's PublicOnlyProxy with the main-thread check on, so any layer
+touched from a worker thread fails the test.
+"""
+
+from __future__ import annotations
+
+import json
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.gui
+
+TIMEOUT = 60000
+
+
+@pytest.fixture(autouse=True)
+def _config_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("NAPARI_D3IP_CONFIG_DIR", str(tmp_path / "config"))
+
+
+def _volume() -> np.ndarray:
+    """8 slices of smooth blobs in file units (not [0, 1]: the widgets must scale)."""
+    z, y, x = np.mgrid[0:8, 0:32, 0:32].astype(np.float32)
+    v = np.exp(-((y - 16) ** 2 + (x - 14) ** 2) / 60.0) + 0.5 * (((y - 10) ** 2 + (x - 20) ** 2) < 16)
+    return (v * (1 + 0.02 * z) * 1000.0).astype(np.float32)
+
+
+AFFINE = np.array([[0, 0, 1.5, -20.0], [0, 1.2, 0, -30.0], [2.0, 0, 0, 5.0], [0, 0, 0, 1]])
+
+
+@pytest.fixture
+def setup(make_napari_viewer_proxy, qtbot, tiny_prior_path):
+    """A viewer with a volume layer, both widgets docked, and a simulated 8-view CT."""
+    from napari_d3ip.widgets import layers as L
+    from napari_d3ip.widgets.data_widget import DataWidget
+    from napari_d3ip.widgets.reconstruct_widget import ReconstructWidget
+
+    viewer = make_napari_viewer_proxy()
+    viewer.add_image(_volume(), name="vol", scale=(2.0, 1.2, 1.5),
+                     metadata={L.AFFINE: AFFINE, L.INTENSITY: (0.0, 1500.0)})
+    data = DataWidget(viewer)
+    viewer.window.add_dock_widget(data)
+    rec = ReconstructWidget(viewer)
+    viewer.window.add_dock_widget(rec)
+    data.select_image("vol")
+    data.kind.setCurrentText("ct")
+    data.n_views.setValue(8)
+    data.simulate()
+    qtbot.waitUntil(lambda: data.worker is None, timeout=TIMEOUT)
+    rec.prior.set_value(str(tiny_prior_path))
+    rec.device.setCurrentText("cpu")
+    rec.solver.setCurrentText("dds")
+    rec.adapter.setCurrentText("none")
+    rec.nfe.setValue(6)
+    rec.show_views.setChecked(False)
+    return viewer, data, rec
+
+
+def test_simulate_flow_adds_measurement_and_pinv(setup, qtbot):
+    from napari_d3ip.widgets import layers as L
+
+    viewer, data, rec = setup
+    names = [ly.name for ly in viewer.layers]
+    assert names[0] == "vol" and len(names) == 3, names
+    sino, fbp = viewer.layers[1], viewer.layers[2]
+    m = sino.metadata[L.MEASUREMENT]
+    assert sino.data.shape[:2] == (8, 8) and "sinogram" in sino.name
+    assert m.reference.shape == (8, 32, 32) and 0 <= m.reference.min() <= m.reference.max() <= 1
+    assert m.intensity == (0.0, 1500.0)
+    np.testing.assert_allclose(m.affine, AFFINE)
+    assert fbp.data.shape == (8, 32, 32) and "FBP" in fbp.name
+    np.testing.assert_allclose(fbp.scale, (2.0, 1.2, 1.5))
+    np.testing.assert_allclose(fbp.metadata[L.AFFINE], AFFINE)
+    np.testing.assert_array_equal(viewer.layers["vol"].data, _volume())  # input untouched
+    # the Reconstruct widget picked the new measurement and priced the run
+    assert rec.current_measurement() is m
+    assert "8 views" in rec.operator_label.text() and "estimate" in rec.cost.text()
+
+    # MRI: k-space log-magnitude + mask + zero-filled
+    data.kind.setCurrentText("mri")
+    data.mri_accel.setValue(4.0)
+    data.simulate()
+    qtbot.waitUntil(lambda: data.worker is None, timeout=TIMEOUT)
+    new = [ly for ly in viewer.layers if ly.name not in names]
+    roles = [ly.metadata[L.ROLE] for ly in new]
+    assert roles == ["measurement", "mask", "pinv"], [ly.name for ly in new]
+    assert "k-space" in new[0].name and "zero-filled" in new[2].name
+    assert rec.current_layer() is new[0]  # newest measurement selected
+
+
+def test_simulate_without_volume_says_what_to_do(make_napari_viewer_proxy):
+    from napari_d3ip.widgets.data_widget import DataWidget
+
+    viewer = make_napari_viewer_proxy()
+    w = DataWidget(viewer)
+    assert w.simulate() is None and "no 3D image layer" in w.status.text()
+
+
+def test_full_run_streams_and_saves(setup, qtbot, tmp_path):
+    from napari_d3ip.widgets import layers as L
+    from napari_d3ip.widgets.state import Phase
+
+    viewer, data, rec = setup
+    # adapter "none": the LoRA adapters import peft (≈10 s on a busy 2-core machine); the
+    # adapters are tested without Qt, docs/screenshots.py drives D3IP-base through this GUI
+    rec.update_interval = 0.0  # draw every step
+    n_data_events = []
+    viewer.layers.events.inserted.connect(
+        lambda e: e.value.events.data.connect(lambda _: n_data_events.append(1)))
+    rec.run.button.click()
+    assert rec.run.button.text() == "Cancel"
+    # switching the picker mid-run must not affect the run (it is bound to its layers)
+    viewer.layers.selection.active = viewer.layers["vol"]
+    qtbot.waitUntil(lambda: rec.run.state.phase is Phase.DONE, timeout=TIMEOUT)
+    ctx = rec.ctx
+    layer = ctx.layer
+    assert ctx.images >= 3 and len(n_data_events) >= 2  # created once, then updated
+    assert layer.name.startswith("DDS NFE6 s0") and "[vol]" in layer.name
+    assert layer.data.shape == (8, 32, 32)
+    np.testing.assert_allclose(layer.contrast_limits, (0.0, 1.0))
+    np.testing.assert_allclose(layer.scale, (2.0, 1.2, 1.5))
+    card = layer.metadata[L.RUN_CARD]
+    assert card["config"]["solver"] == "dds" and card["config"]["nfe"] == 6
+    assert rec.plot.loss and rec.plot.psnr  # the live plot got loss and PSNR
+    assert rec.run.bar.value() == rec.run.bar.maximum() == 6
+    assert "Done" in rec.run.label.text() and "PSNR" in rec.run.label.text()
+
+    # Save: NIfTI with the input affine and intensities + run card beside it
+    viewer.layers.selection.active = layer
+    nii, card_path = rec.save(tmp_path / "rec.nii.gz")
+    img = nib.load(str(nii))
+    assert img.shape[2] == 8 or img.shape[0] == 8
+    np.testing.assert_allclose(np.abs(img.affine[:3, :3]).sum(axis=1).max(), 2.0, atol=1e-5)
+    assert json.loads(card_path.read_text())["config"]["nfe"] == 6
+    assert float(np.asarray(img.dataobj).max()) > 1.5  # file units, not [0, 1]
+    # refuses to overwrite without confirmation
+    before = nii.stat().st_mtime_ns
+    assert rec.save(nii, confirm=lambda paths: False) is None
+    assert nii.stat().st_mtime_ns == before
+    asked = []
+    assert rec.save(nii, confirm=lambda paths: asked.append(paths) or True) is not None
+    assert len(asked[0]) == 2
+
+
+def test_cancel_mid_run(setup, qtbot):
+    from napari_d3ip.widgets.state import Phase
+
+    viewer, data, rec = setup
+    rec.nfe.setValue(400)
+    rec.update_interval = 0.0
+    rec.start()
+    handle = rec.run.handle
+    qtbot.waitUntil(lambda: rec.ctx.steps >= 2, timeout=TIMEOUT)
+    rec.run.button.click()  # Cancel
+    assert rec.run.state.phase is Phase.CANCELLING and not rec.run.button.isEnabled()
+    qtbot.waitUntil(lambda: rec.run.state.phase is Phase.IDLE, timeout=TIMEOUT)
+    assert handle.stopped.is_set()
+    assert "cancelled" in rec.run.label.text() and rec.ctx.steps < 400
+    assert rec.ctx.layer.name.endswith("(cancelled)")
+    assert rec.run.button.text() == "Run" and not rec.save_btn.isEnabled()
+
+
+def test_worker_error_fails_and_gui_stays_usable(setup, qtbot, monkeypatch):
+    from napari.utils.notifications import notification_manager
+
+    import napari_d3ip.pipeline as pipeline
+    from napari_d3ip.widgets.state import Phase
+
+    viewer, data, rec = setup
+    real = pipeline.reconstruct
+
+    def failing(measurement, config, prior=None):
+        gen = real(measurement, config, prior)
+        yield next(gen)
+        gen.close()
+        raise RuntimeError("CUDA out of memory (simulated)")
+
+    monkeypatch.setattr(pipeline, "reconstruct", failing)
+    records = []
+    monkeypatch.setattr(notification_manager, "receive_error",
+                        lambda *args, **kw: records.append(args))
+    rec.update_interval = 0.0
+    rec.start()
+    qtbot.waitUntil(lambda: rec.run.state.phase is Phase.FAILED, timeout=TIMEOUT)
+    assert "CUDA out of memory" in rec.run.label.text()
+    assert records, "the worker exception became a napari notification"
+    assert rec.ctx.layer is None or rec.ctx.layer.name.endswith("(failed)")
+    assert rec.run.button.isEnabled() and rec.run.button.text() == "Run"
+    # a bad parameter is reported without starting anything
+    monkeypatch.setattr(pipeline, "reconstruct", real)
+    rec.solver.setCurrentText("admm-tv")
+    rec.adapter.setCurrentText("d3ip-base")
+    assert not rec.start() and "adapter" in rec.cost.text()
+    # and a good run still works afterwards
+    rec.solver.setCurrentText("dds")
+    rec.adapter.setCurrentText("none")
+    assert rec.start()
+    qtbot.waitUntil(lambda: rec.run.state.phase is Phase.DONE, timeout=TIMEOUT)
+
+
+def test_closing_the_viewer_stops_the_run(setup, qtbot):
+    viewer, data, rec = setup
+    rec.nfe.setValue(400)
+    rec.update_interval = 0.0
+    rec.start()
+    handle = rec.run.handle
+    qtbot.waitUntil(lambda: rec.ctx.steps >= 1, timeout=TIMEOUT)
+    viewer.close()
+    assert handle.cancelled and handle.stopped.wait(30)
+    assert rec.ctx.steps < 400
+
+
+def test_parameters_are_remembered(setup, make_napari_viewer_proxy):
+    from napari_d3ip.widgets.reconstruct_widget import ReconstructWidget
+
+    viewer, data, rec = setup
+    rec.adapter.setCurrentText("scd")
+    rec.adv["lr"].setValue(0.002)
+    rec.store.save(rec.values())
+    again = ReconstructWidget(viewer)
+    assert again.adapter.currentText() == "scd" and again.adv["lr"].value() == pytest.approx(0.002)
+    again.restore_defaults()
+    assert again.adapter.currentText() == "none" and again.nfe.value() == 50
+    again.deleteLater()
