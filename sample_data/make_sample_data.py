@@ -165,7 +165,7 @@ def measurements(force: bool) -> dict:
         if kind != "ct":
             row["achieved_acceleration"] = round(m.operator.acceleration, 3)
         info[name] = row
-        print(f"wrote {path.relative_to(ROOT)} ({row['size_mb']:.2f} MB), A†y PSNR "
+        print(f"wrote {path.relative_to(ROOT)} ({row['size_mb']:.2f} MB), A^+y PSNR "
               f"{row['pinv_volume_psnr_db']:.2f} dB (volume), "
               f"{row['pinv_mean_slice_psnr_db']:.2f} dB (mean per slice)")
     return info

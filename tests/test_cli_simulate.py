@@ -31,7 +31,7 @@ def _summary(capsys) -> str:
 
 
 def _psnr(line: str) -> float:
-    return float(re.search(r"A†y PSNR ([\d.]+) dB", line).group(1))
+    return float(re.search(r"PSNR\(A\^\+y, reference\) ([\d.]+) dB", line).group(1))
 
 
 def test_ct(tmp_path, volume_path, capsys):
@@ -124,3 +124,12 @@ def test_sample_volume_and_bad_inputs(tmp_path, capsys):
                  "--out", str(tmp_path / "x.h5")]) == 2
     assert "--accel must be > 1" in capsys.readouterr().err
     assert not (tmp_path / "x.h5").exists()
+
+
+def test_file_records_the_equivalent_command(tmp_path, volume_path, capsys):
+    out = tmp_path / "c.h5"
+    assert main(["simulate", "--volume", str(volume_path), "--operator", "mri", "--out",
+                 str(out)]) == 0
+    cmd = read_measurement(out).simulation["command"]
+    assert cmd == (f"d3ip simulate --volume {volume_path} --operator mri --accel 8 --mask "
+                   f"poisson --noise 0 --seed 0 --axis 2 --out {out}")

@@ -223,3 +223,16 @@ def test_bad_axis_and_dimensions(tmp_path):
         Volume(np.zeros((3, 4), np.float32))
     with pytest.raises(VolumeError, match="singular"):
         Volume(np.zeros((2, 2, 2), np.float32), affine=np.zeros((4, 4)))
+
+
+def test_itk_4d_frame_and_vector_images(tmp_path):
+    arr = np.stack([np.full((3, 4, 5), f, np.float32) for f in range(2)])  # (t, z, y, x)
+    sitk.WriteImage(sitk.GetImageFromArray(arr, isVector=False), str(tmp_path / "t.mha"))
+    with pytest.raises(VolumeError, match="2 frames"):
+        read_volume(tmp_path / "t.mha")
+    v = read_volume(tmp_path / "t.mha", frame=1)
+    assert v.shape == (3, 5, 4) and np.all(v.data == 1.0)
+    rgb = sitk.GetImageFromArray(np.zeros((3, 4, 5, 3), np.uint8), isVector=True)
+    sitk.WriteImage(rgb, str(tmp_path / "rgb.mha"))
+    with pytest.raises(VolumeError, match="3-component"):
+        read_volume(tmp_path / "rgb.mha")

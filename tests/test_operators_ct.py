@@ -62,7 +62,7 @@ def test_adjoint_float32():
     op = ParallelBeamCT((64, 64), 60)
     g = torch.Generator().manual_seed(1)
     x, y = torch.randn(4, 1, 64, 64, generator=g), torch.randn(4, 60, 91, generator=g)
-    assert rel_dot_error(op, x, y) < 1e-5  # measured ~1e-6
+    assert rel_dot_error(op, x, y) < 1e-5  # measured 1e-6 to 6e-6 (random data, 64^2)
 
 
 def test_batched_equals_per_slice():

@@ -40,11 +40,11 @@ def test_package_data_globs_ship_every_file():
 
 
 def test_licences_and_readme():
-    mni = (PKG / "LICENSE_MNI152.txt").read_text()
+    mni = (PKG / "LICENSE_MNI152.txt").read_text(encoding="utf-8")
     assert "Copyright (C) 1993-2009 Louis Collins, McConnell Brain Imaging Centre" in mni
     assert "provided that the above\ncopyright notice appear in all copies" in mni
-    assert "MIT License" in (PKG / "LICENSE_nibabel.txt").read_text()
-    readme = (PKG / "README.md").read_text()
+    assert "MIT License" in (PKG / "LICENSE_nibabel.txt").read_text(encoding="utf-8")
+    readme = (PKG / "README.md").read_text(encoding="utf-8")
     for name, entry in SAMPLES.items():
         assert entry["file"] in readme, name
     assert "make_sample_data.py" in readme and "napari-d3ip-measurement" in readme

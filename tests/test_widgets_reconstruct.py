@@ -25,7 +25,8 @@ def _config_dir(tmp_path, monkeypatch):
 def _volume() -> np.ndarray:
     """8 slices of smooth blobs in file units (not [0, 1]: the widgets must scale)."""
     z, y, x = np.mgrid[0:8, 0:32, 0:32].astype(np.float32)
-    v = np.exp(-((y - 16) ** 2 + (x - 14) ** 2) / 60.0) + 0.5 * (((y - 10) ** 2 + (x - 20) ** 2) < 16)
+    blob = np.exp(-((y - 16) ** 2 + (x - 14) ** 2) / 60.0)
+    v = blob + 0.5 * (((y - 10) ** 2 + (x - 20) ** 2) < 16)
     return (v * (1 + 0.02 * z) * 1000.0).astype(np.float32)
 
 
@@ -92,12 +93,24 @@ def test_simulate_flow_adds_measurement_and_pinv(setup, qtbot):
     assert rec.current_layer() is new[0]  # newest measurement selected
 
 
-def test_simulate_without_volume_says_what_to_do(make_napari_viewer_proxy):
+def test_data_widget_errors_are_reported(make_napari_viewer_proxy, qtbot, tmp_path,
+                                         monkeypatch):
+    from napari.utils.notifications import notification_manager
+
     from napari_d3ip.widgets.data_widget import DataWidget
 
+    records = []
+    monkeypatch.setattr(notification_manager, "receive_error",
+                        lambda *args, **kw: records.append(args))
     viewer = make_napari_viewer_proxy()
     w = DataWidget(viewer)
     assert w.simulate() is None and "no 3D image layer" in w.status.text()
+    bad = tmp_path / "bad.h5"
+    bad.write_bytes(b"not an hdf5 file")
+    w.open_measurement(str(bad))
+    qtbot.waitUntil(lambda: w.worker is None, timeout=TIMEOUT)
+    assert w.status.text().startswith("⚠") and records
+    assert w.open_btn.isEnabled() and len(viewer.layers) == 0
 
 
 def test_full_run_streams_and_saves(setup, qtbot, tmp_path):
@@ -223,6 +236,12 @@ def test_parameters_are_remembered(setup, make_napari_viewer_proxy):
     rec.store.save(rec.values())
     again = ReconstructWidget(viewer)
     assert again.adapter.currentText() == "scd" and again.adv["lr"].value() == pytest.approx(0.002)
+    # a preset fills the method's fields; editing one of them makes the settings custom
+    again.preset.setCurrentText("cpu-preview")
+    assert again.adapter.currentText() == "d3ip-base" and again.nfe.value() == 25
+    assert again.adv["lr"].value() == pytest.approx(1e-3) and again.config().preset == "cpu-preview"
+    again.nfe.setValue(10)
+    assert again.preset.currentText() == "(custom)" and again.config().preset is None
     again.restore_defaults()
     assert again.adapter.currentText() == "none" and again.nfe.value() == 50
     again.deleteLater()

@@ -8,7 +8,6 @@ the HDF5 layout of `napari_d3ip.io.measurements` together with the reference vol
 from __future__ import annotations
 
 import shlex
-import sys
 from typing import Any
 
 KINDS = ("ct", "mri", "mri-multicoil")
@@ -82,6 +81,27 @@ def operator_kwargs(args, image_shape: tuple[int, int]) -> tuple[dict[str, Any],
     return kw, desc
 
 
+def command_line(args, noise: float) -> str:
+    """The equivalent `d3ip simulate` call with every default made explicit (for the file)."""
+    parts = ["d3ip", "simulate"]
+    parts += ["--sample", args.sample] if args.sample is not None else ["--volume", args.volume]
+    parts += ["--operator", args.operator]
+    if args.operator == "ct":
+        parts += ["--views", str(args.views)]
+    else:
+        accel = DEFAULT_ACCEL[args.operator] if args.accel is None else args.accel
+        parts += ["--accel", f"{accel:g}", "--mask", args.mask or DEFAULT_MASK[args.operator]]
+        if args.operator == "mri-multicoil":
+            parts += ["--coils", str(args.coils)]
+    parts += ["--noise", f"{noise:g}", "--seed", str(args.seed)]
+    if args.sample is None:
+        parts += ["--axis", str(args.axis)]
+        parts += ["--frame", str(args.frame)] if args.frame is not None else []
+        parts += ["--series", args.series] if args.series is not None else []
+    parts += ["--out", str(args.out)]
+    return " ".join(shlex.quote(str(a)) for a in parts)
+
+
 def _load_volume(args):
     from ..io.volumes import Volume, read_volume
 
@@ -121,7 +141,7 @@ def _cmd_simulate(args) -> int:
     m.affine, m.spacing, m.intensity, m.source = vol.affine, vol.spacing, intensity, source
     m.simulation = {**m.simulation, "kind": kind, "noise": noise, "seed": args.seed,
                     **desc, "axis": vol.axis, "source": source,
-                    "command": "d3ip " + " ".join(shlex.quote(a) for a in sys.argv[1:])}
+                    "command": command_line(args, noise)}
     if m.reference is None:
         m.reference = data01
     write_measurement(out, m, overwrite=args.force)
@@ -132,5 +152,5 @@ def _cmd_simulate(args) -> int:
         sampling = f"R={m.operator.acceleration:.2f} ({desc['mask']})"
     print(f"wrote {out}: {kind}, {m.n_slices} slices of {m.image_shape[0]}x{m.image_shape[1]}, "
           f"y {tuple(m.y.shape)}, {sampling}, noise {noise:g}, seed {args.seed}; "
-          f"A†y PSNR {quality:.2f} dB vs reference")
+          f"PSNR(A^+y, reference) {quality:.2f} dB")
     return 0

@@ -147,11 +147,13 @@ def espirit_maps(kspace: torch.Tensor | np.ndarray, calib_size: int | tuple[int,
     """ESPIRiT coil maps from centred k-space (C, H, W) or (N, C, H, W), one set per slice.
 
     Only the centred `calib_size` block is read (it must be fully sampled: the ACS region, e.g.
-    (H, n_acs) for ACS lines); the kernel is clamped to it (keep the calibration matrix taller
-    than wide: patches > C kh kw). Returns maps of the input's shape (complex64, on the input's
-    device; zero where the top eigenvalue <= `crop`, unit norm over coils elsewhere); with
-    `return_eigenvalues` also that eigenvalue per pixel, (N, H, W) or (H, W), which is ~1 where
-    the data fit the coil model.
+    (H, n_acs) for ACS lines); the kernel is clamped to it. Keep it well inside the region (for
+    n_acs ACS lines, a kernel width ~ n_acs / 3): a kernel nearly as wide as the region leaves
+    too few shifts, the eigenvalues drop and `crop` zeroes the maps on the object.
+
+    Returns maps of the input's shape (complex64, on the input's device; zero where the top
+    eigenvalue <= `crop`, unit norm over coils elsewhere); with `return_eigenvalues` also that
+    eigenvalue per pixel, (N, H, W) or (H, W), which is ~1 where the data fit the coil model.
     """
     k = torch.as_tensor(kspace)
     single = k.dim() == 3

@@ -25,6 +25,7 @@ from functools import lru_cache
 from typing import Any
 
 import numpy as np
+import scipy.sparse
 import torch
 
 from .base import Operator, OperatorError
@@ -79,28 +80,28 @@ def system_matrix_triplets(image_shape: tuple[int, int], angles_deg: np.ndarray,
     return np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)
 
 
-def _csr(rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, shape: tuple[int, int],
-         device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    order = np.lexsort((cols, rows))
-    rows, cols, vals = rows[order], cols[order], vals[order]
-    crow = np.zeros(shape[0] + 1, dtype=np.int64)
-    np.cumsum(np.bincount(rows, minlength=shape[0]), out=crow[1:])
+def _torch_csr(m: scipy.sparse.csr_matrix, device: torch.device, dtype: torch.dtype
+               ) -> torch.Tensor:
     with warnings.catch_warnings():  # "sparse CSR support is in beta"
         warnings.simplefilter("ignore", UserWarning)
         return torch.sparse_csr_tensor(
-            torch.from_numpy(crow.astype(np.int32)), torch.from_numpy(cols.astype(np.int32)),
-            torch.from_numpy(vals).to(dtype), size=shape, check_invariants=False,
+            torch.from_numpy(m.indptr.astype(np.int32)),
+            torch.from_numpy(m.indices.astype(np.int32)),
+            torch.from_numpy(m.data).to(dtype), size=m.shape, check_invariants=False,
         ).to(device)
 
 
 @lru_cache(maxsize=16)
 def _matrices(h: int, w: int, angles: tuple[float, ...], n_det: int, device: torch.device,
               dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-    """(A, A^T) as int32 CSR tensors; cached per geometry, device and dtype."""
+    """(A, A^T) as int32 CSR tensors; cached per geometry, device and dtype. scipy does the
+    sorting into CSR (several times faster than numpy lexsort at 256^2)."""
     r, c, v = system_matrix_triplets((h, w), np.asarray(angles), n_det)
-    shape = (len(angles) * n_det, h * w)
-    return (_csr(r, c, v, shape, device, dtype),
-            _csr(c, r, v, (shape[1], shape[0]), device, dtype))
+    a = scipy.sparse.csr_matrix((v, (r, c)), shape=(len(angles) * n_det, h * w))
+    a.sort_indices()
+    at = a.transpose().tocsr()
+    at.sort_indices()
+    return _torch_csr(a, device, dtype), _torch_csr(at, device, dtype)
 
 
 def clear_cache() -> None:

@@ -91,7 +91,7 @@ class PriorSamplesWidget(QWidget):
         w.yielded.connect(self._on_update)
         w.returned.connect(self._on_returned)
         w.errored.connect(self._on_error)
-        self.run.begin(handle, f"loading {label}")
+        self.run.begin(handle, f"loading {label}", v["nfe"])
 
     def _show(self, image: np.ndarray) -> None:
         if self.layer is None or self.layer not in self.viewer.layers:

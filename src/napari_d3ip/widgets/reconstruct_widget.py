@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -63,7 +64,7 @@ def _defaults() -> dict[str, Any]:
     priors = shipped()
     if priors and out["prior"] not in priors:
         out["prior"] = priors[0]
-    out.update(preset=CUSTOM, show_views=True)
+    out.update(preset=CUSTOM, show_views=True, activity=True)
     return out
 
 
@@ -105,7 +106,9 @@ class ReconstructWidget(QWidget):
         form.addRow("operator", self.operator_label)
         self.preset = QComboBox()
         self.preset.addItem(CUSTOM)
-        self.preset.addItems(self._preset_names())
+        for name, desc in self._preset_names().items():
+            self.preset.addItem(name)
+            self.preset.setItemData(self.preset.count() - 1, desc, Qt.ItemDataRole.ToolTipRole)
         self.preset.setToolTip("paper (Table 5) settings per task, or your own")
         self.preset.currentTextChanged.connect(self._on_preset)
         form.addRow("preset", self.preset)
@@ -216,6 +219,10 @@ class ReconstructWidget(QWidget):
         self.bf16 = QCheckBox("bfloat16 network")
         self.bf16.setToolTip("faster on recent CPUs/GPUs, slightly less accurate")
         form.addRow("", self.bf16)
+        self.activity = QCheckBox("progress in napari's activity dock")
+        self.activity.setToolTip("napari animates a status-bar spinner meanwhile; without a "
+                                 "GPU-backed display that costs about half a CPU core")
+        form.addRow("", self.activity)
         add(inner)
         return box
 
@@ -225,13 +232,14 @@ class ReconstructWidget(QWidget):
                 "bf16": self.bf16, **self.adv}
 
     @staticmethod
-    def _preset_names() -> list[str]:
+    def _preset_names() -> dict[str, str]:
+        """Preset name -> description."""
         try:
             from ..config import presets
 
-            return sorted(presets())
-        except Exception:  # no presets shipped yet: only custom settings
-            return []
+            return {k: str(v.get("description", "")) for k, v in sorted(presets().items())}
+        except Exception:  # no presets shipped: only custom settings
+            return {}
 
     def values(self) -> dict[str, Any]:
         """The remembered parameters (RunConfig fields + preset + view option)."""
@@ -246,6 +254,7 @@ class ReconstructWidget(QWidget):
         v["prior"] = self.prior.value()
         v["preset"] = self.preset.currentText()
         v["show_views"] = self.show_views.isChecked()
+        v["activity"] = self.activity.isChecked()
         return v
 
     def set_values(self, v: dict[str, Any]) -> None:
@@ -271,6 +280,8 @@ class ReconstructWidget(QWidget):
                 self.preset.setCurrentIndex(max(i, 0))
             if "show_views" in v:
                 self.show_views.setChecked(bool(v["show_views"]))
+            if "activity" in v:
+                self.activity.setChecked(bool(v["activity"]))
         finally:
             self._applying = False
         self._update_cost()
@@ -283,6 +294,7 @@ class ReconstructWidget(QWidget):
         v = self.values()
         preset = v.pop("preset")
         v.pop("show_views")
+        v.pop("activity")
         return RunConfig.from_dict({**RunConfig().to_dict(), **v,
                                     "preset": None if preset == CUSTOM else preset})
 
@@ -296,7 +308,11 @@ class ReconstructWidget(QWidget):
         except Exception as e:  # a broken preset file is reported, not fatal
             self.cost.setText(f"preset {name!r}: {error_text(e)}")
             return
-        self.set_values({k: val for k, val in cfg.items() if k != "preset"})
+        base = RunConfig().to_dict()
+        keep_user = ("prior", "device", "seed", "preset")  # the user's choices, not the method's
+        values = {k: base[k] for k in self._fields if k in base and k not in keep_user}
+        values.update({k: val for k, val in cfg.items() if k not in keep_user})
+        self.set_values(values)
 
     def _on_field(self, *_: Any) -> None:
         if self._applying:
@@ -387,7 +403,9 @@ class ReconstructWidget(QWidget):
         w.yielded.connect(lambda u, c=ctx: self._on_update(c, u))
         w.returned.connect(lambda r, c=ctx: self._on_returned(c, r))
         w.errored.connect(lambda e, c=ctx: self._on_error(c, e))
-        self.run.begin(handle, f"{cfg.solver}/{cfg.adapter} on {source}")
+        self.run.activity = self.activity.isChecked()
+        total = cfg.tv_iters if cfg.solver == "admm-tv" else cfg.nfe
+        self.run.begin(handle, f"{cfg.solver}/{cfg.adapter} on {source}", total)
         return True
 
     def cancel(self) -> None:

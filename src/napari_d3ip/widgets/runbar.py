@@ -54,6 +54,10 @@ class RunBar(QWidget):
         self.what = what
         self.state = RunState()
         self.handle: RunHandle | None = None
+        #: also report in napari's activity dock. napari animates a spinner in the status bar
+        #: while a progress is open; under software OpenGL (Xvfb, VNC) each frame recomposes
+        #: the window: measured ≈ 0.5 CPU core, taken from the run itself on a 2-core machine.
+        self.activity = True
         self._pbar: Any = None
         self._task_id: Any = None
 
@@ -93,13 +97,20 @@ class RunBar(QWidget):
             self.handle.cancel()
 
     # -- lifecycle driven by the owning widget -------------------------------------------
-    def begin(self, handle: RunHandle, message: str = "") -> None:
-        """Start `handle` (signals already connected by the caller) and show Preparing."""
+    def begin(self, handle: RunHandle, message: str = "", total: int = 1) -> None:
+        """Start `handle` (signals already connected by the caller) and show Preparing.
+
+        Progress bars stay determinate (0 of `total`): a "busy" animation repaints the whole
+        window many times a second, which costs real CPU next to OpenGL canvases (and a lot
+        under software rendering), i.e. it would slow down the run it is reporting on.
+        """
         self.handle = handle
         self.state.start(message)
-        self.bar.setRange(0, 0)  # busy until the first step tells us the total
-        self.bar.setFormat("")
-        self._open_pbar()
+        total = max(int(total), 1)
+        self.bar.setRange(0, total)
+        self.bar.setValue(0)
+        self.bar.setFormat("preparing…")
+        self._open_pbar(total)
         self._register_task()
         handle.start()
 
@@ -123,10 +134,10 @@ class RunBar(QWidget):
         """The worker returned (a result, or None after a cancel)."""
         cancelled = self.state.phase is Phase.CANCELLING
         self.state.finish(message)
-        if not cancelled and self.bar.maximum() == 0:
-            self.bar.setRange(0, 1)
         if not cancelled:
             self.bar.setValue(self.bar.maximum())
+            if self.bar.format() == "preparing…":
+                self.bar.setFormat("%v/%m")
         self._close_pbar(failed=False, cancelled=cancelled)
         self.handle = None
 
@@ -164,12 +175,14 @@ class RunBar(QWidget):
         self.label.setStyleSheet(f"color: {color}" if color else "")
 
     # -- napari integration (activity dock, close confirmation) ---------------------------
-    def _open_pbar(self) -> None:
+    def _open_pbar(self, total: int) -> None:
         self._close_pbar()
+        if not self.activity:
+            return
         try:
             from napari.utils import progress
 
-            self._pbar = progress(total=0, desc=f"{self.what}: preparing")
+            self._pbar = progress(total=total, desc=f"{self.what}: preparing")
         except Exception:  # the activity dock is a nicety
             self._pbar = None
 

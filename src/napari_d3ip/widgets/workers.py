@@ -272,7 +272,7 @@ def read_prepared(path: str) -> Prepared:
 
 
 def function_worker(fn: Callable[..., Any], *args: Any, **kwargs: Any):
-    """An unstarted napari FunctionWorker for a plain function."""
+    """An unstarted napari FunctionWorker; the caller handles `errored` (no re-raise)."""
     from napari.qt.threading import create_worker
 
-    return create_worker(fn, *args, _start_thread=False, **kwargs)
+    return create_worker(fn, *args, _start_thread=False, _ignore_errors=True, **kwargs)
