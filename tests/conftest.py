@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+
 import pytest
 import torch
 
 from napari_d3ip.core.prior import Prior
 from napari_d3ip.core.schedule import VPSchedule
 from napari_d3ip.core.unet import UNet, UNetConfig
+
+# napari needs OpenGL: under QT_QPA_PLATFORM=offscreen it crashes in vispy. When Xvfb is
+# installed, pytest-xvfb starts a virtual display for the session and Qt uses it via xcb.
+if shutil.which("Xvfb") and os.environ.get("QT_QPA_PLATFORM", "offscreen") == "offscreen":
+    os.environ["QT_QPA_PLATFORM"] = "xcb"
 
 # Test tensors are tiny: one thread avoids oversubscription overhead (10x on a busy 2-core box).
 torch.set_num_threads(1)

@@ -5,11 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import matrix_operator, measurement_of
 
+from conftest import matrix_operator, measurement_of
 from napari_d3ip.adapters import AdapterError
-from napari_d3ip.adapters.lora import (add_lora, load_lora, load_lora_state, lora_state,
-                                       lora_target_names, save_lora)
+from napari_d3ip.adapters.lora import (
+    add_lora,
+    load_lora,
+    load_lora_state,
+    lora_state,
+    lora_target_names,
+    save_lora,
+)
 from napari_d3ip.config import RunConfig
 from napari_d3ip.pipeline import run
 from napari_d3ip.solvers import DDS, DCContext, data_loss

@@ -8,8 +8,8 @@ import weakref
 import numpy as np
 import pytest
 import torch
-from conftest import matrix_operator, measurement_of
 
+from conftest import matrix_operator, measurement_of
 from napari_d3ip.config import ConfigError, RunConfig
 from napari_d3ip.events import Result, Step
 from napari_d3ip.pipeline import initial_state, reconstruct, run, slerp

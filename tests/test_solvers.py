@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import torch
-from conftest import matrix_operator
 
+from conftest import matrix_operator
 from napari_d3ip.solvers import DDNM, DDS, DCContext, DiffusionMBIR
 from napari_d3ip.solvers.admm_tv import admm_tv
 from napari_d3ip.solvers.cg import batched_dot, cg, power_iteration

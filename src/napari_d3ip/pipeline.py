@@ -217,8 +217,9 @@ def _reconstruct_tv(m: Measurement, cfg: RunConfig, device: torch.device, op_nor
     x = _pinv(m, cfg.batch_slices)
     ref = m.reference
     with torch.no_grad():
-        for i, x in enumerate(admm_tv(m.operator, m.y, x, cfg.tv_lambda, cfg.admm_rho,
-                                      cfg.tv_iters, cfg.cg_steps, op_norm2)):
+        iterates = admm_tv(m.operator, m.y, x, cfg.tv_lambda, cfg.admm_rho, cfg.tv_iters,
+                           cfg.cg_steps, op_norm2)
+        for i, x in enumerate(iterates):  # noqa: B020 (x is the running iterate)
             est = x[:, 0].float().cpu().numpy()
             elapsed = time.perf_counter() - t0
             yield Step(index=i, t=0, total=cfg.tv_iters, phase="iterating", estimate=est,

@@ -21,10 +21,9 @@ def register(sub) -> None:
 
 def _cmd(args) -> int:
     import numpy as np
-    from tqdm import tqdm
 
     from ..core.prior import load_prior, resolve_device
-    from ..core.sampling import montage, sample_prior
+    from ..core.sampling import draw_samples, montage
     from ._common import check_outputs
 
     if args.n < 1:
@@ -32,10 +31,8 @@ def _cmd(args) -> int:
     outs = [Path(args.out)] + ([Path(args.nifti)] if args.nifti else [])
     check_outputs(outs, args.force)
     prior = load_prior(args.prior, resolve_device(args.device))
-    x = None
-    for i, total, x in tqdm(sample_prior(prior, args.n, args.nfe, args.eta, args.seed),
-                            total=args.nfe, desc=f"sampling {prior.name}"):
-        pass
+    print(f"sampling {args.n} images from {prior.name} ({args.nfe} steps on {prior.device})")
+    x = draw_samples(prior, args.n, args.nfe, args.eta, args.seed)
     import matplotlib
 
     matplotlib.use("Agg")

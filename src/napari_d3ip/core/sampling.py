@@ -56,3 +56,10 @@ def montage(images: torch.Tensor, ncols: int | None = None, pad: int = 2):
         r, c = divmod(k, ncols)
         out[r * (h + pad): r * (h + pad) + h, c * (w + pad): c * (w + pad) + w] = imgs[k]
     return out
+
+
+def draw_samples(prior: Prior, n: int = 16, nfe: int = 50, eta: float = 0.85,
+                 seed: int = 0) -> torch.Tensor:
+    """Run `sample_prior` to the end and return the samples (n, 1, H, W) on CPU."""
+    *_, (_, _, last) = sample_prior(prior, n, nfe, eta, seed)
+    return last

@@ -26,7 +26,7 @@ from safetensors.torch import load_file, save_file
 
 from .phantoms import ellipses
 from .prior import Prior
-from .schedule import VPSchedule, q_sample, tweedie
+from .schedule import VPSchedule, q_sample
 from .unet import UNet, UNetConfig, count_parameters
 
 VAL_TIMES = (50, 200, 500)
@@ -115,7 +115,8 @@ def _git_commit() -> str:
 
 
 def machine_description() -> str:
-    return f"{platform.machine()} {platform.processor() or ''}, {os.cpu_count()} cores, torch {torch.__version__}, threads {torch.get_num_threads()}".strip()
+    cpu = platform.processor() or platform.machine()
+    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads"
 
 
 def validation_set(size: int, n: int = 64, n_mean: float = 140.0, seed: int = 123_456):
