@@ -1,0 +1,164 @@
+"""Speed and memory as the number of slices grows: DDS, SCD, DDIP, D3IP-base.
+
+The volume is brain-128 average-pooled to 64² in plane (128 real slices at 64²); N slices are
+its N central ones. Every method runs the same task (CT 15 views by default), the same NFE
+and its preset's K; I (adaptation iterations per step) is the same for every adaptive method,
+so the work per adapted step is K·I slice-iterations for D3IP-base against N·I for SCD/DDIP,
+as in the presets (the ratio D3IP/DDIP does not depend on I; the default I = 2 keeps the
+per-slice methods affordable at 128 slices on a CPU).
+
+Reported per run: wall time, the run card's sampling/adaptation split, time inside the UNet
+(forward hooks on the network + the backward from the UNet's output on; common.UNetTimer),
+peak memory (common.PeakRSS) and the adapted-parameter bytes; then the ratios
+DDIP/D3IP-base (goal >= 12x at 64 slices), D3IP-base/DDS (goal <= 1.5x) and T(2N)/T(N)
+per method (wall, and adaptation only: D3IP's should stay flat).
+
+    python benchmarks/speed.py --quick           # 16, 32 slices, NFE 3, I = 1
+    python benchmarks/speed.py                   # 16, 32, 64, 128 slices, NFE 10, I = 2
+
+Writes its section (`speed/<label>`) to benchmarks/results.json and re-renders RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import common  # noqa: E402
+from common import METHODS, TASKS  # noqa: E402
+
+SPEED_METHODS = ("dds", "scd", "ddip", "d3ip-base")
+QUICK = {"sizes": [16, 32], "nfe": 3, "iters": 1}
+FULL = {"sizes": [16, 32, 64, 128], "nfe": 10, "iters": 2}
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true",
+                    help=f"slices {QUICK['sizes']}, NFE {QUICK['nfe']}, I {QUICK['iters']}")
+    ap.add_argument("--sizes", type=int, nargs="+", default=None,
+                    help=f"numbers of slices (default {FULL['sizes']})")
+    ap.add_argument("--methods", default=",".join(SPEED_METHODS))
+    ap.add_argument("--task", default="ct15", choices=list(TASKS))
+    ap.add_argument("--volume", default="brain-128-64", choices=common.VOLUMES)
+    ap.add_argument("--nfe", type=int, default=None, help=f"default {FULL['nfe']}")
+    ap.add_argument("--iters", type=int, default=None, help=f"default {FULL['iters']}")
+    ap.add_argument("--k", type=int, default=None, help="D3IP slices per iteration (preset)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--prior", default="ellipses-64")
+    ap.add_argument("--time-limit", type=float, default=1500.0)
+    ap.add_argument("--label", default=None, help="section name (default quick or full)")
+    ap.add_argument("--note", default="")
+    ap.add_argument("--out-dir", type=Path, default=common.HERE)
+    return ap
+
+
+def ratios(rows: list[dict]) -> dict[str, str]:
+    by = {(r["method"], r["n_slices"]): r for r in rows if r.get("status") == "ok"}
+    ns = sorted({r["n_slices"] for r in rows})
+    out: dict[str, str] = {}
+
+    def w(m, n):
+        r = by.get((m, n))
+        return r["wall_seconds"] if r else None
+
+    def a(m, n):
+        r = by.get((m, n))
+        return r.get("adapt_seconds") if r else None
+
+    for n in ns:
+        d3, ddip, dds, scd = w("d3ip-base", n), w("ddip", n), w("dds", n), w("scd", n)
+        parts = []
+        if d3 and ddip:
+            ad3, addip = a("d3ip-base", n), a("ddip", n)
+            extra = f" [{addip / ad3:.1f}x]" if ad3 and addip else ""
+            goal = " (goal >= 12x at 64)" if n == 64 else ""
+            parts.append(f"DDIP / D3IP-base {ddip / d3:.2f}x{extra}{goal}")
+        if d3 and scd:
+            parts.append(f"SCD / D3IP-base {scd / d3:.2f}x")
+        if d3 and dds:
+            parts.append(f"D3IP-base / DDS {d3 / dds:.2f}x (goal <= 1.5x)")
+        if parts:
+            out[f"{n} slices"] = "; ".join(parts)
+    for m in [m for m in METHODS if any(r["method"] == m for r in rows)]:
+        pairs = []
+        for n in ns:
+            if 2 * n in ns and w(m, n) and w(m, 2 * n):
+                txt = f"T({2 * n})/T({n}) = {w(m, 2 * n) / w(m, n):.2f}"
+                if a(m, n) and a(m, 2 * n):
+                    txt += f" [{a(m, 2 * n) / a(m, n):.2f}]"
+                pairs.append(txt)
+        if pairs:
+            out[METHODS[m][0]] = ", ".join(pairs)
+    return out
+
+
+def run_speed(argv: list[str] | None = None, prior=None) -> dict:
+    args = parser().parse_args(argv)
+    base = QUICK if args.quick else FULL
+    sizes = args.sizes or base["sizes"]
+    nfe = args.nfe or base["nfe"]
+    iters = args.iters or base["iters"]
+    label = args.label or ("quick" if args.quick else "full")
+    methods = common.parse_list(args.methods, SPEED_METHODS, "method(s)")
+    common.set_threads(args.threads)
+    out_dir = Path(args.out_dir)
+    task = TASKS[args.task]
+    full = common.load_volume(args.volume)
+    if max(sizes) > full.shape[0]:
+        raise SystemExit(f"{args.volume} has {full.shape[0]} slices; --sizes asks for "
+                         f"{max(sizes)}")
+    prior = prior if prior is not None else common.load_prior_arg(args.prior)
+    common.warm_up(prior)
+    section = common.Section(
+        label=label, title=f"{label}: {task.label}, {args.volume}, slices {sizes}, NFE {nfe}, "
+                           f"I {iters}, K {args.k or 'preset'}",
+        command=common.command_line(), machine=common.machine_info(),
+        settings={"task": args.task, "volume": args.volume, "slices": sizes, "NFE": nfe,
+                  "I": iters, "K": args.k or "preset", "seed": args.seed,
+                  "threads": args.threads, "device": args.device},
+        prior=common.prior_info(prior), note=args.note)
+    with common.UNetTimer(prior.net) as timer:
+        for n in sizes:
+            meas = common.simulate_task(common.central(full, n), task, args.seed)
+            for m in methods:
+                cfg = common.method_config(m, task, nfe=nfe, iters=iters, k=args.k,
+                                           seed=args.seed, device=args.device)
+                row = common.run_method(meas, cfg, prior, time_limit=args.time_limit,
+                                        unet_timer=timer)
+                row.update(method=m, task=args.task)
+                row.pop("per_slice_psnr", None)
+                section.rows.append(row)
+                share = row.get("unet_share")
+                print(f"[{n:3d} slices] {METHODS[m][0]:10s} {row['wall_seconds']:8.1f} s "
+                      f"(adapt {common.f2(row.get('adapt_seconds'), 1)} s, UNet "
+                      f"{100 * share if share else float('nan'):.0f} %) peak "
+                      f"{common.mb(row['peak_rss_bytes'])} MB  {row['status'][:60]}",
+                      flush=True)
+                d = section.to_dict()
+                d["ratios"] = ratios(section.rows)
+                common.save(out_dir, "speed", label, d)
+                common.render_results(out_dir)
+    section.finished = common.now()
+    d = section.to_dict()
+    d["ratios"] = ratios(section.rows)
+    store = common.save(out_dir, "speed", label, d)
+    path = common.render_results(out_dir)
+    for k, v in d["ratios"].items():
+        print(f"{k}: {v}")
+    print(f"wrote {store} and {path}")
+    return d
+
+
+def main(argv: list[str] | None = None) -> None:
+    run_speed(argv)
+
+
+if __name__ == "__main__":
+    main()
