@@ -59,12 +59,19 @@ def main(argv: list[str] | None = None) -> int:
 
     xvfb = _start_xvfb()
     os.environ.setdefault("QT_QPA_PLATFORM", "xcb")
+    code = 1
     try:
-        return _render(args, out)
+        code = _render(args, out)
     finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
         if xvfb is not None:
             xvfb.terminate()
             xvfb.wait(10)
+        # Qt's exit handlers can hang once the X server is gone (seen here after the PNGs
+        # were written); the files are complete, so leave without them
+        os._exit(code)
+    return code
 
 
 def _render(args: argparse.Namespace, out: Path) -> int:
