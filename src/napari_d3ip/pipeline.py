@@ -37,7 +37,7 @@ from .metrics import evaluate, mean_psnr
 from .operators.base import Measurement
 from .solvers import DCContext, build_estimator, data_loss
 from .solvers.admm_tv import admm_tv
-from .solvers.cg import power_iteration
+from .solvers.cg import mean_eigenvalue, power_iteration
 
 
 class PipelineError(ValueError):
@@ -72,9 +72,12 @@ def _batches(n: int, size: int) -> list[list[int]]:
     return [list(range(s, min(s + size, n))) for s in range(0, n, size)]
 
 
-def _operator_norm2(m: Measurement, device: torch.device) -> float:
+def _operator_scales(m: Measurement, device: torch.device) -> tuple[float, float]:
+    """(‖AᴴA‖, mean eigenvalue of AᴴA) of the first slice's operator."""
     h, w = m.image_shape
-    return power_iteration(m.operator.subset([0]).normal, (1, 1, h, w), device=device)
+    normal = m.operator.subset([0]).normal
+    return (power_iteration(normal, (1, 1, h, w), device=device),
+            mean_eigenvalue(normal, (1, 1, h, w), device=device))
 
 
 def _volume_loss(m: Measurement, x: torch.Tensor, batch: int) -> float:
@@ -130,10 +133,10 @@ def reconstruct(measurement: Measurement, config: RunConfig,
     t0 = time.perf_counter()
     n = m.n_slices
     ref = m.reference
-    op_norm2 = _operator_norm2(m, device)
+    op_norm2, reg_scale = _operator_scales(m, device)
 
     if cfg.solver == "admm-tv":
-        return (yield from _reconstruct_tv(m, cfg, device, op_norm2, t0))
+        return (yield from _reconstruct_tv(m, cfg, device, op_norm2, reg_scale, t0))
 
     prior = prior if prior is not None else load_prior(cfg.prior, device)
     prior.to(device)
@@ -143,7 +146,7 @@ def reconstruct(measurement: Measurement, config: RunConfig,
     sched = prior.schedule
     start = None if cfg.init == "pure-noise" else cfg.t_start
     grid = sched.time_grid(cfg.nfe, t_start=start)
-    estimator = build_estimator(cfg, op_norm2)
+    estimator = build_estimator(cfg, op_norm2, reg_scale)
     estimator.reset(n)
     adapter = build_adapter(cfg, prior, estimator, m.operator, m.y, grid)
     g = torch.Generator().manual_seed(int(cfg.seed))
@@ -208,17 +211,18 @@ def reconstruct(measurement: Measurement, config: RunConfig,
                "sampling_seconds": round(sample_seconds, 3),
                "adapt_seconds": round(adapter.seconds, 3)}
     card = run_card(cfg, m, prior, device, {"timings": timings, "adaptation": adapter.card(),
-                                            "operator_norm2": op_norm2, "nfe_run": len(grid)})
+                                            "operator_norm2": op_norm2, "reg_scale": reg_scale,
+                                            "nfe_run": len(grid)})
     return _finish(volume, card, ref)
 
 
 def _reconstruct_tv(m: Measurement, cfg: RunConfig, device: torch.device, op_norm2: float,
-                    t0: float) -> Generator[Step, None, Result]:
+                    reg_scale: float, t0: float) -> Generator[Step, None, Result]:
     x = _pinv(m, cfg.batch_slices)
     ref = m.reference
     with torch.no_grad():
         iterates = admm_tv(m.operator, m.y, x, cfg.tv_lambda, cfg.admm_rho, cfg.tv_iters,
-                           cfg.cg_steps, op_norm2)
+                           cfg.cg_steps, reg_scale)
         for i, x in enumerate(iterates):  # noqa: B020 (x is the running iterate)
             est = x[:, 0].float().cpu().numpy()
             elapsed = time.perf_counter() - t0
@@ -229,7 +233,7 @@ def _reconstruct_tv(m: Measurement, cfg: RunConfig, device: torch.device, op_nor
     volume = x[:, 0].clamp(0, 1).float().cpu().numpy()
     card = run_card(cfg, m, None, device, {
         "timings": {"total_seconds": round(time.perf_counter() - t0, 3)},
-        "adaptation": {"adapter": "none"}, "operator_norm2": op_norm2})
+        "adaptation": {"adapter": "none"}, "operator_norm2": op_norm2, "reg_scale": reg_scale})
     return _finish(volume, card, ref)
 
 

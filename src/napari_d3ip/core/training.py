@@ -305,7 +305,18 @@ class Trainer:
         return q
 
     def run(self, progress: bool = True) -> Path:
+        import signal
+
         from tqdm import tqdm
+
+        def _stop(signum, frame):  # `kill` of a background run still writes a checkpoint
+            raise KeyboardInterrupt
+
+        if hasattr(signal, "SIGTERM"):
+            try:
+                signal.signal(signal.SIGTERM, _stop)
+            except ValueError:  # not the main thread (e.g. inside a GUI worker)
+                pass
 
         cfg = self.cfg
         loss_path = self.out / "loss.csv"

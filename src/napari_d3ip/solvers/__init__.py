@@ -9,7 +9,7 @@ from .dps import DPS
 from .mbir import DiffusionMBIR
 
 
-def build_estimator(config, op_norm2: float = 1.0) -> Estimator:
+def build_estimator(config, op_norm2: float = 1.0, reg_scale: float | None = None) -> Estimator:
     """The estimator a RunConfig asks for (ADMM-TV has none: it is not a diffusion solver)."""
     s = config.solver
     if s == "dds":
@@ -19,7 +19,8 @@ def build_estimator(config, op_norm2: float = 1.0) -> Estimator:
     if s == "dps":
         return DPS(op_norm2, zeta=config.dps_zeta)
     if s == "mbir":
-        return DiffusionMBIR(op_norm2, rho=config.admm_rho, lam=config.admm_lambda)
+        return DiffusionMBIR(op_norm2, rho=config.admm_rho, lam=config.admm_lambda,
+                             reg_scale=reg_scale)
     raise ValueError(f"solver {s!r} has no data-consistency estimator")
 
 

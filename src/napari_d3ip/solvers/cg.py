@@ -71,3 +71,19 @@ def power_iteration(apply_a: LinearMap, shape: tuple[int, ...], n_iter: int = 30
             lam = float((v * w).sum() / (v * v).sum())
             v = w / w.norm().clamp_min(1e-30)
     return lam
+
+
+def mean_eigenvalue(apply_a: LinearMap, shape: tuple[int, ...], n_probes: int = 4,
+                    device: torch.device | str = "cpu", seed: int = 0) -> float:
+    """trace(A)/n of a symmetric PSD map by Hutchinson's estimator (Gaussian probes).
+
+    The typical weight of the data term: the scale for regularisation weights. ‖AᴴA‖ is dominated
+    by the lowest frequencies for CT (a ramp spectrum) and would make TV weights far too strong.
+    """
+    g = torch.Generator().manual_seed(seed)
+    total = 0.0
+    with torch.no_grad():
+        for _ in range(n_probes):
+            v = torch.randn(shape, generator=g).to(device)
+            total += float((v * apply_a(v)).sum() / (v * v).sum())
+    return total / n_probes

@@ -4,7 +4,8 @@ x̂0|y ≈ argmin_x ½‖Ax - y‖² + λ‖D_z x‖₁, solved by ADMM with the
 (warm) at the Tweedie estimate x̂0 so the 2D diffusion prior enters through the starting point:
   x ← CG_M on (AᴴA + ρ D_zᵀD_z) x = Aᴴy + ρ D_zᵀ(z - u)   (from x̂0)
   z ← soft(D_z x + u, λ/ρ);  u ← u + D_z x - z
-The duals (z, u) persist across diffusion steps. λ and ρ are relative to L = ‖AᴴA‖.
+The duals (z, u) persist across diffusion steps. λ and ρ are relative to the mean eigenvalue
+of AᴴA (`reg_scale`), the typical weight of the data term.
 Needs neighbouring slices together: called on the whole volume (or a contiguous block).
 """
 
@@ -22,10 +23,12 @@ class DiffusionMBIR(Estimator):
     name = "mbir"
     whole_volume = True
 
-    def __init__(self, op_norm2: float = 1.0, rho: float = 0.5, lam: float = 0.01):
+    def __init__(self, op_norm2: float = 1.0, rho: float = 0.5, lam: float = 0.01,
+                 reg_scale: float | None = None):
         super().__init__(op_norm2)
-        self.rho = rho * self.op_norm2
-        self.lam = lam * self.op_norm2
+        scale = self.op_norm2 if reg_scale is None else float(reg_scale)
+        self.rho = rho * scale
+        self.lam = lam * scale
         self.z: torch.Tensor | None = None
         self.u: torch.Tensor | None = None
 
