@@ -465,19 +465,13 @@ def load_store(path: Path) -> dict[str, Any]:
 
 def save_section(path: Path, label: str, section: dict[str, Any]) -> dict[str, Any]:
     """Put `section` under `label` in the JSON store at `path` (other labels are kept)."""
+    from napari_d3ip.pipeline import json_default
+
     store = load_store(path)
     store["sections"][label] = section
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(store, indent=1, default=_json_default) + "\n")
+    path.write_text(json.dumps(store, indent=1, default=json_default) + "\n")
     return store
-
-
-def _json_default(o):
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    return str(o)
 
 
 @dataclass

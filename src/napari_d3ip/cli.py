@@ -14,13 +14,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .commands import COMMANDS
 
     for name in COMMANDS:
-        try:
-            module = importlib.import_module(f".commands.{name}", __package__)
-        except ModuleNotFoundError as e:  # a command whose module is not written yet
-            if e.name and e.name.endswith(f"commands.{name}"):
-                continue
-            raise
-        module.register(sub)
+        importlib.import_module(f".commands.{name}", __package__).register(sub)
     return parser
 
 

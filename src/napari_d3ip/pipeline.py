@@ -174,7 +174,7 @@ def reconstruct(measurement: Measurement, config: RunConfig,
                         xs = xs.detach().requires_grad_(True)
                         e = net(xs, t)
                         x0 = tweedie(xs, e, ab)
-                        out = estimator.guided(x0, xs, m.y[sub], m.operator.subset(sub), ab_next)
+                        out = estimator.guided(x0, xs, m.y[sub], m.operator.subset(sub), ab, ab_next)
                     eps[sub] = e.detach()
                     x0y[sub] = out
                     continue
@@ -303,7 +303,7 @@ def save_result(result: Result, path: str | Path, affine: np.ndarray | None = No
     write_volume(path, data, affine=np.eye(4) if affine is None else affine, overwrite=overwrite)
     card = dict(result.card)
     card["output"] = str(path)
-    card_path.write_text(json.dumps(card, indent=2, default=_json_default) + "\n")
+    card_path.write_text(json.dumps(card, indent=2, default=json_default) + "\n")
     return path, card_path
 
 
@@ -313,7 +313,8 @@ def run_card_path(path: str | Path) -> Path:
     return path.with_name(stem + ".json")
 
 
-def _json_default(o):
+def json_default(o):
+    """JSON for numpy scalars/arrays (run cards, benchmark stores); str() for the rest."""
     if isinstance(o, np.generic):
         return o.item()
     if isinstance(o, np.ndarray):

@@ -33,7 +33,7 @@ def register(sub) -> None:
 
 
 def _cmd_train(args) -> int:
-    from .core.training import TrainConfig, train_prior
+    from ..core.training import TrainConfig, train_prior
 
     cfg = TrainConfig(
         out=args.out, size=args.size, channels=args.channels,

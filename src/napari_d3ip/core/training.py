@@ -320,6 +320,8 @@ class Trainer:
 
         cfg = self.cfg
         loss_path = self.out / "loss.csv"
+        for curve in (loss_path, self.out / "validation.csv"):
+            _drop_rows_after(curve, self.state.step)
         new = not loss_path.exists()
         f = open(loss_path, "a", newline="")
         writer = csv.writer(f)
@@ -368,3 +370,13 @@ def train_prior(cfg: TrainConfig, resume: bool = False, progress: bool = True,
 
 def model_size(cfg: TrainConfig) -> int:
     return count_parameters(UNet(cfg.unet_config()))
+
+
+def _drop_rows_after(path: Path, step: int) -> None:
+    """Forget curve rows past the checkpoint being resumed: those steps will be redone."""
+    if not path.exists():
+        return
+    lines = path.read_text().splitlines(keepends=True)
+    keep = lines[:1] + [ln for ln in lines[1:] if int(ln.split(",", 1)[0]) <= step]
+    if len(keep) != len(lines):
+        path.write_text("".join(keep))
