@@ -34,7 +34,7 @@ class RunConfig:
     cg_steps: int = 5
     gamma: float | None = None  # None: AᴴA x = Aᴴy; a value: (I + γAᴴA) x = x̂0 + γAᴴy
     ddnm_cg_steps: int = 30
-    dps_zeta: float = 1.0
+    dps_zeta: float = 1.9
     admm_rho: float = 0.5
     admm_lambda: float = 0.01
     admm_iters: int = 5

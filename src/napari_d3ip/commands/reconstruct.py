@@ -58,6 +58,14 @@ def add_run_options(p) -> None:
     g.add_argument("--seed", type=int)
     g.add_argument("--device", choices=["auto", "cpu", "cuda"])
     g.add_argument("--bf16", action="store_true", default=None, help="bf16 autocast for the UNet")
+    g.add_argument("--t-start", type=int, help="diffusion time of the A†y + noise start (default 980)")
+    g.add_argument("--ddnm-cg-steps", type=int, help="DDNM: CG steps of its pseudo-inverse")
+    g.add_argument("--dps-zeta", type=float, help="DPS: guidance step, in Landweber steps of 1/L")
+    g.add_argument("--admm-rho", type=float, help="DiffusionMBIR/ADMM-TV: ADMM penalty ρ")
+    g.add_argument("--admm-lambda", type=float, help="DiffusionMBIR: weight λ of ‖D_z x‖₁")
+    g.add_argument("--admm-iters", type=int, help="DiffusionMBIR: ADMM iterations per step")
+    g.add_argument("--tv-lambda", type=float, help="ADMM-TV: weight of the 3D TV")
+    g.add_argument("--tv-iters", type=int, help="ADMM-TV: ADMM iterations")
 
 
 def config_from_args(args, default_preset: str | None = None):
@@ -65,7 +73,8 @@ def config_from_args(args, default_preset: str | None = None):
 
     overrides = {k: getattr(args, k, None) for k in (
         "solver", "adapter", "prior", "nfe", "eta", "cg_steps", "gamma", "k_slices",
-        "adapt_iters", "lr", "lora_rank", "init", "batch_slices", "seed", "device", "bf16")}
+        "adapt_iters", "lr", "lora_rank", "init", "batch_slices", "seed", "device", "bf16", "t_start",
+        "ddnm_cg_steps", "dps_zeta", "admm_rho", "admm_lambda", "admm_iters", "tv_lambda", "tv_iters")}
     if getattr(args, "window", None):
         try:
             lo, hi = (int(v) for v in args.window.split(","))
