@@ -77,12 +77,15 @@ METHODS: dict[str, tuple[str, str, str]] = {
 }
 D3IP = ("d3ip-base", "d3ip-mbir", "d3ip-meta")
 
-# ALGORITHM.md section 8: the paper's Table 2 (256^3, ellipse prior, OOD), PSNR / SSIM
+# ALGORITHM.md section 8: the paper's Table 2 (256^3, ellipse prior, OOD), PSNR / SSIM;
+# DDNM and DPS rows from the same table in ../shared/paper/ddip3d_paper.txt
 PAPER: dict[str, dict[str, tuple[float, float]]] = {
-    "ct": {"admm-tv": (25.35, 0.783), "dds": (27.65, 0.805), "mbir": (28.92, 0.845),
+    "ct": {"admm-tv": (25.35, 0.783), "ddnm": (23.55, 0.765), "dps": (17.85, 0.470),
+           "dds": (27.65, 0.805), "mbir": (28.92, 0.845),
            "scd": (32.91, 0.904), "ddip": (33.13, 0.903), "d3ip-base": (31.73, 0.908),
            "d3ip-mbir": (33.69, 0.919), "d3ip-meta": (33.96, 0.917)},
-    "mri": {"admm-tv": (23.89, 0.508), "dds": (24.59, 0.532), "mbir": (26.97, 0.620),
+    "mri": {"admm-tv": (23.89, 0.508), "ddnm": (14.59, 0.281), "dps": (27.30, 0.394),
+            "dds": (24.59, 0.532), "mbir": (26.97, 0.620),
             "scd": (26.00, 0.561), "ddip": (27.46, 0.647), "d3ip-base": (30.59, 0.859),
             "d3ip-mbir": (33.89, 0.907), "d3ip-meta": (32.60, 0.877)},
 }
@@ -570,7 +573,7 @@ def quality_tables(s: dict[str, Any]) -> list[str]:
         table.append(line)
     out = ["Shaped like the paper's Table 2 (per-slice-mean PSNR in dB / SSIM; the paper's "
            "SV-CT column is 60 views at 256², the like-for-like of 15 views at 64²; its 3D MRI "
-           "column is Poisson-disc R = 15 at 256³). DDNM and DPS are not in Table 2.", ""]
+           "column is Poisson-disc R = 15 at 256³).", ""]
     out += md_table(header, table) + [""]
     detail = []
     for t in tasks:
