@@ -131,3 +131,25 @@ def test_config_json_round_trip():
     assert RunConfig.from_json(cfg.to_json()) == cfg
     with pytest.raises(ConfigError, match="unknown RunConfig fields"):
         RunConfig.from_dict({"solverr": "dds"})
+
+
+def test_estimate_cost_scales_as_the_methods_do():
+    """DDS ∝ N·NFE; D3IP's adaptation does not grow with N, DDIP's does; DPS costs more per NFE."""
+    from napari_d3ip.pipeline import estimate_cost
+
+    def meas(n):
+        return measurement_of(torch.rand(n, 8, 8), matrix_operator(20))
+
+    def cost(n, **kw):
+        return estimate_cost(meas(n), RunConfig(**kw))["seconds"]
+
+    assert cost(32, nfe=50) == pytest.approx(2 * cost(16, nfe=50))
+    assert cost(16, nfe=50) == pytest.approx(2 * cost(16, nfe=25))
+    assert cost(16, solver="dps", nfe=50) > cost(16, nfe=50)
+    base = dict(adapter="d3ip-base", k_slices=6, adapt_iters=10)
+    d3ip_extra = [cost(n, **base) - cost(n) for n in (16, 64)]
+    ddip_extra = [cost(n, adapter="ddip", k_slices=1, adapt_iters=10) - cost(n) for n in (16, 64)]
+    assert d3ip_extra[0] == pytest.approx(d3ip_extra[1]) and d3ip_extra[0] > 0
+    assert ddip_extra[1] == pytest.approx(4 * ddip_extra[0])
+    mem = [estimate_cost(meas(n), RunConfig(nfe=50))["memory_bytes"] for n in (8, 64)]
+    assert mem[1] > mem[0]

@@ -158,8 +158,8 @@ def test_dps_is_a_landweber_step_through_the_network():
 
 def test_cg_does_not_blow_up_on_a_singular_noise_free_system():
     """Masked Fourier (MRI), data exactly consistent: extra CG steps must not amplify rounding."""
-    from napari_d3ip.operators.mri import CartesianMRI
     from napari_d3ip.operators.masks import poisson_disc_mask
+    from napari_d3ip.operators.mri import CartesianMRI
 
     g = torch.Generator().manual_seed(0)
     mask = poisson_disc_mask((32, 32), accel=8.0, seed=0)
