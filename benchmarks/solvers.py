@@ -9,7 +9,8 @@ DPS runs with the same NFE as the others unless --dps-nfe is given, which also m
 sampler (η = 1) as in the paper (1000 DDPM steps; every step a backward pass through the UNet).
 Measured on 64 slices of 64² (2-core CPU, 1 thread, 2026-11-25): a DPS step costs 1.3x a DDS
 step (3.19 s vs 2.45 s), so the paper's 1000 steps cost about 26x a 50-step DDS run (≈ 53 min
-against 2 min here); the full runs use --dps-nfe 250.
+against 2 min here). The full runs used --dps-nfe 250 with every method, then DPS alone with
+--dps-nfe 1000 (sections dps1000-ct / dps1000-mri).
 
     python benchmarks/solvers.py --quick         # 8 central slices, NFE 5
     python benchmarks/solvers.py                 # 64 slices, NFE 50 (the presets)

@@ -142,7 +142,7 @@ def test_dps_is_a_landweber_step_through_the_network():
     xt = torch.randn(2, 1, 8, 8, generator=g).requires_grad_(True)
     x0 = xt / ab**0.5
     dps = DPS(lip, zeta=0.7)
-    out = dps.guided(x0, xt, y, op, ab, 0.5)
+    out = dps.guided(x0, xt, y, op, ab)
     x0d = x0.detach()
     expect = x0d - 0.7 / lip * op.adjoint(op.forward(x0d) - y)
     assert torch.allclose(out, expect, atol=1e-5)
@@ -151,7 +151,7 @@ def test_dps_is_a_landweber_step_through_the_network():
     losses = []
     for _ in range(20):
         xt = (x * ab**0.5).requires_grad_(True)
-        x = DPS(lip, zeta=1.0).guided(xt / ab**0.5, xt, y, op, ab, 0.5)
+        x = DPS(lip, zeta=1.0).guided(xt / ab**0.5, xt, y, op, ab)
         losses.append(float((op.forward(x) - y).pow(2).sum()))
     assert all(b <= a + 1e-6 for a, b in zip(losses, losses[1:])) and losses[-1] < 0.5 * losses[0]
 

@@ -174,7 +174,7 @@ def reconstruct(measurement: Measurement, config: RunConfig,
                         xs = xs.detach().requires_grad_(True)
                         e = net(xs, t)
                         x0 = tweedie(xs, e, ab)
-                        out = estimator.guided(x0, xs, m.y[sub], m.operator.subset(sub), ab, ab_next)
+                        out = estimator.guided(x0, xs, m.y[sub], m.operator.subset(sub), ab)
                     eps[sub] = e.detach()
                     x0y[sub] = out
                     continue

@@ -32,12 +32,13 @@ class DPS(Estimator):
         self.zeta = zeta
 
     def guided(self, x0: torch.Tensor, xt: torch.Tensor, y: torch.Tensor, op: Operator,
-               alpha_bar: float, alpha_bar_next: float) -> torch.Tensor:
+               alpha_bar: float) -> torch.Tensor:
         """x0 computed from xt with a graph; returns the guided x̂0|y (detached).
 
-        The x_t-space step is ζ_t ∇_{x_t} ½‖y − A x̂0(x_t)‖² with ζ_t = ζ √(ᾱ_t ᾱ_{t'}) / L:
-        since ∂x̂0/∂x_t ≈ I/√ᾱ_t, this is ζ Landweber steps of size 1/L on x̂0 (pulled back
-        through the network), which is stable for ζ < 2 at every t and every operator scale.
+        The x_t-space step is ζ_t ∇_{x_t} ½‖y − A x̂0(x_t)‖² with ζ_t = ζ √(ᾱ_t ᾱ_{t'}) / L;
+        on x̂0 the √ᾱ_{t'} cancels, leaving ζ √ᾱ_t / L ∇. Since ∂x̂0/∂x_t ≈ I/√ᾱ_t, this is ζ
+        Landweber steps of size 1/L on x̂0 (pulled back through the network), stable for ζ < 2
+        at every t and every operator scale.
         """
         r = op.forward(x0) - y
         loss = 0.5 * (r.abs() ** 2).flatten(1).sum(1)
