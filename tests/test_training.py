@@ -67,13 +67,13 @@ def test_cli_trains_resumes_and_exports(tmp_path, capsys):
     out = tmp_path / "cli-run"
     args = ["train-prior", "--out", str(out), "--name", "tiny-cli", "--size", "32", "--channels", "8",
             "--mults", "1,2", "--res-blocks", "1", "--batch", "2", "--device", "cpu", "--threads", "1",
-            "--no-bf16", "--val-every", "0"]
+            "--bf16", "off", "--val-every", "0"]
     assert main(args + ["--steps", "2"]) == 0
     assert main(args + ["--steps", "2"]) == 2  # an existing run is never overwritten
     assert "--resume" in capsys.readouterr().err
     # a curve row past the checkpoint (a run killed between checkpoints) is dropped on resume
     with open(out / "loss.csv", "a") as f:
-        f.write("99,0.5,1.0\n")
+        f.write("99,0.5,1.0,1.0\n")
     assert main(args + ["--steps", "3", "--resume"]) == 0
     steps = [int(r["step"]) for r in csv.DictReader(open(out / "loss.csv"))]
     assert 99 not in steps and steps == sorted(steps)

@@ -6,6 +6,10 @@ import shlex
 import sys
 
 
+from ..core.precision import BF16_MODES
+from ..core.training import RECIPES
+
+
 def register(sub) -> None:
     p = sub.add_parser("train-prior", help="train an Ellipses diffusion prior (resumable)",
                        description="Train an epsilon-prediction UNet on Ellipses phantoms drawn "
@@ -19,13 +23,27 @@ def register(sub) -> None:
     p.add_argument("--attn", default="16", help="resolutions with self-attention, comma-separated")
     p.add_argument("--steps", type=int, default=20000, help="total optimiser steps")
     p.add_argument("--batch", type=int, default=16)
-    p.add_argument("--lr", type=float, default=4e-4)
+    p.add_argument("--recipe", default="classic", choices=list(RECIPES),
+                   help="classic: eps, MSE, beta2 0.999, EMA 0.999 (the first prior); v-minsnr: "
+                   "v prediction, min-SNR-5 weighting, beta2 0.99, warm-up + final decay, power EMA "
+                   "(default: %(default)s)")
+    p.add_argument("--lr", type=float, default=None, help="peak learning rate (recipe default: 4e-4 / 8e-4)")
+    p.add_argument("--prediction", default=None, choices=["eps", "v"], help="override the recipe's target")
+    p.add_argument("--min-snr-gamma", type=float, default=None, help="override min-SNR gamma (0 = off)")
+    p.add_argument("--beta2", type=float, default=None, help="override AdamW beta2")
+    p.add_argument("--ema", default=None, choices=["exp", "power"], help="override the EMA kind")
+    p.add_argument("--decay-fraction", type=float, default=None,
+                   help="override the final lr decay (fraction of the run; 0 = none)")
+    p.add_argument("--budget-minutes", type=float, default=0.0,
+                   help="stop after this much process CPU time (equal-compute pilots); 0 = steps only")
     p.add_argument("--ellipses", type=float, default=140.0,
                    help="mean ellipse count per phantom (Poisson); 140 = the paper's recipe")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0 = torch default)")
-    p.add_argument("--no-bf16", action="store_true", help="train in float32 (default: bf16 autocast)")
+    p.add_argument("--bf16", default="auto", choices=list(BF16_MODES),
+                   help="bf16 autocast: auto = only on CUDA or a CPU with bf16 instructions "
+                   "(default: %(default)s)")
     p.add_argument("--checkpoint-minutes", type=float, default=5.0)
     p.add_argument("--val-every", type=int, default=1000, help="validation every N steps (0 = never)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
@@ -35,13 +53,16 @@ def register(sub) -> None:
 def _cmd_train(args) -> int:
     from ..core.training import TrainConfig, train_prior
 
-    cfg = TrainConfig(
+    cfg = TrainConfig.from_recipe(
+        args.recipe,
         out=args.out, size=args.size, channels=args.channels,
         channel_mults=tuple(int(m) for m in args.mults.split(",")),
         num_res_blocks=args.res_blocks,
         attn_resolutions=tuple(int(a) for a in args.attn.split(",") if a),
         steps=args.steps, batch=args.batch, lr=args.lr, n_mean=args.ellipses, seed=args.seed,
-        device=args.device, threads=args.threads, bf16=not args.no_bf16,
+        device=args.device, threads=args.threads, bf16=args.bf16,
+        prediction=args.prediction, min_snr_gamma=args.min_snr_gamma, beta2=args.beta2,
+        ema=args.ema, decay_fraction=args.decay_fraction, budget_minutes=args.budget_minutes,
         checkpoint_minutes=args.checkpoint_minutes, val_every=args.val_every,
         name=args.name or f"ellipses-{args.size}",
     )

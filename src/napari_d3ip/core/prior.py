@@ -37,7 +37,7 @@ def sha256_file(path: str | Path) -> str:
 
 @dataclass
 class Prior:
-    """epsilon-prediction network + schedule + card (provenance and measured quality)."""
+    """Network (returns epsilon whatever it predicts) + schedule + card (provenance, quality)."""
 
     net: UNet
     schedule: VPSchedule = field(default_factory=VPSchedule)
@@ -151,6 +151,7 @@ def load_prior(
         raise PriorError(f"weights in {path.name} do not fit the card's architecture: {e}") from e
     net.eval().requires_grad_(False)
     sched = VPSchedule(**card.get("schedule", {}))
+    net.set_schedule(sched.alpha_bars())
     card.setdefault("name", path.stem)
     return Prior(net=net, schedule=sched, card=card).to(device)
 

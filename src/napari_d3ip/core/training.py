@@ -1,4 +1,17 @@
-"""Train an epsilon-prediction prior on Ellipses phantoms drawn on the fly.
+"""Train a diffusion prior on Ellipses phantoms drawn on the fly.
+
+Two recipes share this code (ALGORITHM.md 2; training/README.md):
+- `classic` (the first shipped prior): epsilon prediction, plain MSE, AdamW beta2 0.999,
+  constant lr after warm-up, EMA decay 0.999.
+- `v-minsnr`: v prediction (accurate x0 at high t, where eps-prediction multiplies the
+  network's error by sqrt((1-ab)/ab): 130x at t = 980), min-SNR-gamma weighting of the
+  x0-equivalent loss, AdamW beta2 0.99, warm-up + a final linear decay, and a power-function
+  EMA (EDM2) whose averaging length is a fixed fraction of the run, whatever its length.
+
+Loss weights (derived, known-answer tested): with SNR = ab/(1-ab), the x0 error of an eps
+network is |e_eps|^2 / SNR and of a v network (1-ab)|e_v|^2 = |e_v|^2 / (SNR+1); min-SNR-gamma
+weights the x0 error by min(SNR, gamma), so w_eps = min(SNR, gamma)/SNR and
+w_v = min(SNR, gamma)/(SNR+1).
 
 Resumable by construction: each step's phantoms, times and noise come from a generator seeded
 by (seed, step), so a resumed run sees exactly the data it would have seen; checkpoints hold
@@ -12,7 +25,6 @@ import csv
 import json
 import math
 import os
-import platform
 import shlex
 import subprocess
 import sys
@@ -29,7 +41,8 @@ from .prior import Prior
 from .schedule import VPSchedule, q_sample
 from .unet import UNet, UNetConfig, count_parameters
 
-VAL_TIMES = (50, 200, 500)
+VAL_TIMES = (50, 200, 500, 800, 980)
+RECIPES = ("classic", "v-minsnr")
 
 
 @dataclass
@@ -52,7 +65,14 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     threads: int = 0
-    bf16: bool = True
+    bf16: str = "auto"
+    prediction: str = "eps"
+    min_snr_gamma: float = 0.0
+    beta2: float = 0.999
+    decay_fraction: float = 0.0
+    ema: str = "exp"
+    ema_gamma: float = 6.94
+    budget_minutes: float = 0.0
     checkpoint_minutes: float = 5.0
     val_every: int = 1000
     name: str = "ellipses-64"
@@ -64,13 +84,78 @@ class TrainConfig:
             num_res_blocks=self.num_res_blocks,
             attn_resolutions=tuple(self.attn_resolutions),
             image_size=self.size,
+            prediction=self.prediction,
         )
+
+    @classmethod
+    def from_recipe(cls, recipe: str, **overrides) -> TrainConfig:
+        """A config for a named recipe; `overrides` (not None) win."""
+        if recipe not in RECIPES:
+            raise ValueError(f"unknown recipe {recipe!r}: choose one of {', '.join(RECIPES)}")
+        base = {} if recipe == "classic" else dict(
+            prediction="v", min_snr_gamma=5.0, beta2=0.99, decay_fraction=0.2, ema="power",
+            lr=8e-4, warmup=200)
+        base.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**base)
+
+    def recipe_card(self) -> dict:
+        """What the card records of the recipe."""
+        return {k: getattr(self, k) for k in (
+            "prediction", "min_snr_gamma", "lr", "beta2", "warmup", "decay_fraction", "ema",
+            "ema_decay", "ema_gamma", "grad_clip", "batch", "weight_decay")}
+
+
+# fields that belong to a run (fixed at its start); the rest may change on resume
+RUN_FIELDS = ("size", "channels", "channel_mults", "num_res_blocks", "attn_resolutions",
+              "n_mean", "n_max", "seed", "batch", "name", "prediction", "min_snr_gamma",
+              "beta2", "ema", "ema_gamma", "ema_decay", "decay_fraction", "warmup")
+
+
+def snr(alpha_bar: torch.Tensor) -> torch.Tensor:
+    return alpha_bar / (1 - alpha_bar)
+
+
+def loss_weight(alpha_bar: torch.Tensor, prediction: str, gamma: float) -> torch.Tensor:
+    """Per-sample weight of the target MSE (module docstring); 1 where gamma <= 0."""
+    if gamma <= 0:
+        return torch.ones_like(alpha_bar)
+    s = snr(alpha_bar)
+    clipped = torch.minimum(s, torch.full_like(s, gamma))
+    return clipped / (s + 1) if prediction == "v" else clipped / s
+
+
+def v_target(x0: torch.Tensor, noise: torch.Tensor, alpha_bar: torch.Tensor) -> torch.Tensor:
+    """v = sqrt(ab) eps - sqrt(1-ab) x0 (per-sample ab)."""
+    ab = alpha_bar.view(-1, *([1] * (x0.dim() - 1))).to(x0)
+    return ab.sqrt() * noise - (1 - ab).sqrt() * x0
+
+
+def power_ema_decay(updates: int, gamma: float) -> float:
+    """EDM2 power-function EMA: beta_t = (1 - 1/t)^(gamma+1) after t updates (t >= 1)."""
+    return (1.0 - 1.0 / max(1, updates)) ** (gamma + 1.0)
+
+
+def ema_sigma_rel(gamma: float) -> float:
+    """Relative standard deviation of the power-function EMA's averaging profile (EDM2 eq. 3)."""
+    return ((gamma + 1) / ((gamma + 2) ** 2 * (gamma + 3))) ** 0.5
+
+
+def lr_at(cfg: TrainConfig, step: int, progress: float) -> float:
+    """Linear warm-up over `warmup` steps, constant, then linear decay to 0 over the last
+    `decay_fraction` of the run (progress in [0, 1]: steps done or budget spent)."""
+    lr = cfg.lr * min(1.0, (step + 1) / max(1, cfg.warmup))
+    if cfg.decay_fraction > 0:
+        start = 1.0 - cfg.decay_fraction
+        if progress > start:
+            lr *= max(0.0, (1.0 - progress) / cfg.decay_fraction)
+    return lr
 
 
 @dataclass
 class TrainState:
     step: int = 0
     wall_seconds: float = 0.0
+    cpu_seconds: float = 0.0
     commands: list[str] = field(default_factory=list)
 
 
@@ -115,8 +200,9 @@ def _git_commit() -> str:
 
 
 def machine_description() -> str:
-    cpu = platform.processor() or platform.machine()
-    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads"
+    from .precision import describe_machine
+
+    return describe_machine()
 
 
 def validation_set(size: int, n: int = 64, n_mean: float = 140.0, seed: int = 123_456):
@@ -144,10 +230,23 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
 
 
 def best_blur_psnr(noisy_x0: torch.Tensor, ref: torch.Tensor) -> tuple[float, float]:
-    """Best PSNR of a Gaussian blur of the (rescaled) noisy image over sigma; (psnr, sigma)."""
+    """The best linear baseline: Gaussian blur of the rescaled noisy image followed by the
+    oracle affine intensity fit a*blur + b (fitted against `ref`), best over sigma; (psnr, sigma).
+
+    The affine fit matters at high t, where a blur alone leaves noise of std ~ sqrt((1-ab)/ab)
+    (25 at t = 800) and would make any network look good; with it the baseline tends to the
+    mean image as t -> T.
+    """
     best = (-1e9, 0.0)
-    for sigma in [0.0, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0]:
-        best = max(best, (psnr_batch(gaussian_blur(noisy_x0, sigma), ref), sigma))
+    for sigma in [0.0, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 12.0, 16.0]:
+        if math.ceil(3 * sigma) >= min(noisy_x0.shape[-2:]):
+            break
+        b = gaussian_blur(noisy_x0, sigma).flatten()
+        r = ref.flatten()
+        bc, rc = b - b.mean(), r - r.mean()
+        a = float((bc * rc).sum() / (bc * bc).sum().clamp_min(1e-12))
+        fit = (a * bc + r.mean()).view_as(ref)
+        best = max(best, (psnr_batch(fit, ref), sigma))
     return best
 
 
@@ -185,13 +284,15 @@ class Trainer:
                 f"{self.out} already holds a training run; pass --resume to continue it "
                 "or choose another --out"
             )
+        from .precision import resolve_bf16
+
+        self.bf16 = resolve_bf16(cfg.bf16, self.device)
         torch.manual_seed(cfg.seed)
         self.model = UNet(cfg.unet_config()).to(self.device)
         self.ema = UNet(cfg.unet_config()).to(self.device)
         self.ema.load_state_dict(self.model.state_dict())
         self.ema.requires_grad_(False)
-        self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr,
-                                     weight_decay=cfg.weight_decay)
+        self.opt = self._optimizer()
         self.state = TrainState()
         if resume and (self.out / "state.json").exists():
             self._load()
@@ -204,9 +305,8 @@ class Trainer:
         saved = meta["config"]
         # the run's architecture, data and seed come from the checkpoint; steps, lr, device,
         # threads and checkpoint cadence may be changed on resume
-        self.cfg = TrainConfig(**{**asdict(self.cfg), **{k: saved[k] for k in (
-            "size", "channels", "channel_mults", "num_res_blocks", "attn_resolutions",
-            "n_mean", "n_max", "seed", "batch", "name")}})
+        self.cfg = TrainConfig(**{**asdict(self.cfg), **{k: saved[k] for k in RUN_FIELDS
+                                                          if k in saved}})
         self.cfg.channel_mults = tuple(self.cfg.channel_mults)
         self.cfg.attn_resolutions = tuple(self.cfg.attn_resolutions)
         self.model = UNet(self.cfg.unet_config()).to(self.device)
@@ -215,12 +315,16 @@ class Trainer:
         self.model.load_state_dict({k[6:]: v for k, v in weights.items() if k.startswith("model.")})
         self.ema.load_state_dict({k[4:]: v for k, v in weights.items() if k.startswith("ema.")})
         self.ema.requires_grad_(False)
-        self.opt = torch.optim.AdamW(self.model.parameters(), lr=self.cfg.lr,
-                                     weight_decay=self.cfg.weight_decay)
+        self.opt = self._optimizer()
         _optim_from_tensors(self.opt, load_file(str(self.out / "checkpoint_optim.safetensors")),
                             meta["optim"])
         self.state = TrainState(step=meta["step"], wall_seconds=meta["wall_seconds"],
+                                cpu_seconds=meta.get("cpu_seconds", 0.0),
                                 commands=meta.get("commands", []))
+
+    def _optimizer(self) -> torch.optim.Optimizer:
+        return torch.optim.AdamW(self.model.parameters(), lr=self.cfg.lr, betas=(0.9, self.cfg.beta2),
+                                 weight_decay=self.cfg.weight_decay)
 
     def save_checkpoint(self) -> None:
         self.out.mkdir(parents=True, exist_ok=True)
@@ -233,7 +337,7 @@ class Trainer:
         save_file(tensors, str(tmp2))
         cfg = asdict(self.cfg)
         state = {"step": self.state.step, "wall_seconds": self.state.wall_seconds,
-                 "commands": self.state.commands, "config": cfg, "optim": meta}
+                 "cpu_seconds": self.state.cpu_seconds, "commands": self.state.commands, "config": cfg, "optim": meta}
         tmp3 = self.out / "state.json.tmp"
         tmp3.write_text(json.dumps(state, indent=2))
         os.replace(tmp, self.out / "checkpoint_model.safetensors")
@@ -245,17 +349,18 @@ class Trainer:
         path = Path(path) if path else self.out / f"{self.cfg.name}.safetensors"
         card = {
             "name": self.cfg.name,
-            "description": "epsilon-prediction UNet trained only on Ellipses phantoms drawn on the fly",
+            "description": f"{self.cfg.prediction}-prediction UNet trained only on Ellipses "
+                           "phantoms drawn on the fly",
             "training": {
                 "commands": self.state.commands,
                 "steps": self.state.step,
-                "batch": self.cfg.batch,
-                "lr": self.cfg.lr,
-                "ema_decay": self.cfg.ema_decay,
+                "recipe": self.cfg.recipe_card(),
                 "phantoms": {"n_mean": self.cfg.n_mean, "n_max": self.cfg.n_max},
                 "seed": self.cfg.seed,
                 "bf16": self.cfg.bf16,
+                "bf16_used": self.bf16,
                 "wall_seconds": round(self.state.wall_seconds, 1),
+                "cpu_seconds": round(self.state.cpu_seconds, 1),
                 "machine": machine_description(),
                 "git_commit": _git_commit(),
             },
@@ -266,25 +371,36 @@ class Trainer:
         return Prior(self.ema, VPSchedule(), card).save(path)
 
     # -- training ------------------------------------------------------------------------
-    def _lr(self, step: int) -> float:
-        return self.cfg.lr * min(1.0, (step + 1) / max(1, self.cfg.warmup))
+    def progress(self) -> float:
+        """Fraction of the run done: steps, or the CPU-time budget where one is set."""
+        p = self.state.step / max(1, self.cfg.steps)
+        if self.cfg.budget_minutes > 0:
+            p = max(p, self.state.cpu_seconds / (60 * self.cfg.budget_minutes))
+        return min(1.0, p)
+
+    def ema_decay(self, step: int) -> float:
+        if self.cfg.ema == "power":
+            return power_ema_decay(step + 1, self.cfg.ema_gamma)
+        return min(self.cfg.ema_decay, (1 + step) / (10 + step))
 
     def train_step(self, step: int) -> float:
-        x0, t, noise = training_batch(self.cfg, step, self.device)
+        cfg = self.cfg
+        x0, t, noise = training_batch(cfg, step, self.device)
         ab = VPSchedule().alpha_bars().float().to(self.device)[t]
         xt = q_sample(x0, noise, ab)
         for group in self.opt.param_groups:
-            group["lr"] = self._lr(step)
-        with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16,
-                            enabled=self.cfg.bf16):
-            pred = self.model(xt, t)
-        loss = F.mse_loss(pred.float(), noise)
+            group["lr"] = lr_at(cfg, step, self.progress())
+        with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+            pred = self.model(xt, t, raw=True)
+        target = v_target(x0, noise, ab) if cfg.prediction == "v" else noise
+        per_sample = ((pred.float() - target) ** 2).flatten(1).mean(1)
+        loss = (loss_weight(ab, cfg.prediction, cfg.min_snr_gamma) * per_sample).mean()
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
-        if self.cfg.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+        if cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
         self.opt.step()
-        decay = min(self.cfg.ema_decay, (1 + step) / (10 + step))
+        decay = self.ema_decay(step)
         with torch.no_grad():
             for pe, pm in zip(self.ema.parameters(), self.model.parameters()):
                 pe.lerp_(pm, 1 - decay)
@@ -298,9 +414,9 @@ class Trainer:
         with open(path, "a", newline="") as f:
             w = csv.writer(f)
             if new:
-                w.writerow(["step"] + [f"{k}_t{t}" for t in VAL_TIMES
+                w.writerow(["step", "cpu_seconds"] + [f"{k}_t{t}" for t in VAL_TIMES
                                        for k in ("tweedie_psnr", "blur_psnr")])
-            w.writerow([self.state.step] + [round(q[str(t)][k], 3) for t in VAL_TIMES
+            w.writerow([self.state.step, round(self.state.cpu_seconds, 1)] + [round(q[str(t)][k], 3) for t in VAL_TIMES
                                             for k in ("tweedie_psnr", "blur_psnr")])
         return q
 
@@ -326,21 +442,23 @@ class Trainer:
         f = open(loss_path, "a", newline="")
         writer = csv.writer(f)
         if new:
-            writer.writerow(["step", "loss", "wall_seconds"])
+            writer.writerow(["step", "loss", "wall_seconds", "cpu_seconds"])
         last_ckpt = time.time()
         bar = tqdm(total=cfg.steps, initial=self.state.step, disable=not progress,
                    desc=f"train {cfg.name}", dynamic_ncols=True)
         window: list[float] = []
         try:
-            while self.state.step < cfg.steps:
-                t0 = time.time()
+            while self.state.step < cfg.steps and self.progress() < 1.0:
+                t0, c0 = time.time(), time.process_time()
                 loss = self.train_step(self.state.step)
                 self.state.step += 1
                 self.state.wall_seconds += time.time() - t0
+                self.state.cpu_seconds += time.process_time() - c0
                 window.append(loss)
                 if self.state.step % 50 == 0:
                     writer.writerow([self.state.step, round(sum(window) / len(window), 5),
-                                     round(self.state.wall_seconds, 1)])
+                                     round(self.state.wall_seconds, 1),
+                                     round(self.state.cpu_seconds, 1)])
                     f.flush()
                     window.clear()
                 bar.update(1)

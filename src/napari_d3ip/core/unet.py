@@ -1,4 +1,10 @@
-"""An ADM-style UNet for epsilon prediction on single-channel images.
+"""An ADM-style UNet for diffusion priors on single-channel images.
+
+`forward` always returns the noise estimate epsilon, whatever the network was trained to
+predict (`UNetConfig.prediction`): a v-prediction network (v = sqrt(ab) eps - sqrt(1-ab) x0)
+is converted inside forward by eps = sqrt(ab) v + sqrt(1-ab) x_t, in float32, so every
+sampler, solver and adapter sees the same interface. `forward(..., raw=True)` gives the
+trained target itself (used by training).
 
 Module names matter: LoRA targets `conv1`, `conv2`, `skip`, `emb_proj` (residual blocks) and
 `qkv`, `proj_out` (attention blocks) and leaves `conv_in`, `time_mlp` and `conv_out` alone.
@@ -13,6 +19,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .schedule import VPSchedule
+
+
+PREDICTIONS = ("eps", "v")
+
 
 @dataclass
 class UNetConfig:
@@ -26,7 +37,12 @@ class UNetConfig:
     dropout: float = 0.0
     in_channels: int = 1
     out_channels: int = 1
+    prediction: str = "eps"
     extra: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.prediction not in PREDICTIONS:
+            raise ValueError(f"prediction must be one of {PREDICTIONS}, got {self.prediction!r}")
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -182,12 +198,20 @@ class UNet(nn.Module):
         self.conv_out = nn.Conv2d(cur, cfg.out_channels, 3, padding=1)
         nn.init.zeros_(self.conv_out.weight)
         nn.init.zeros_(self.conv_out.bias)
+        self.set_schedule(VPSchedule().alpha_bars())
+
+    def set_schedule(self, alpha_bars: torch.Tensor) -> None:
+        """The alpha_bar table a v-prediction output is converted with (not a weight)."""
+        ab = alpha_bars.double()
+        self.register_buffer("_sqrt_ab", ab.sqrt().float(), persistent=False)
+        self.register_buffer("_sqrt_1mab", (1 - ab).sqrt().float(), persistent=False)
 
     @property
     def divisor(self) -> int:
         return 2 ** (len(self.config.channel_mults) - 1)
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor | int) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, t: torch.Tensor | int, raw: bool = False) -> torch.Tensor:
+        """epsilon(x_t, t); with raw=True the trained target (eps or v) as the network emits it."""
         if x.dim() != 4 or x.shape[1] != self.config.in_channels:
             raise ValueError(
                 f"UNet expects (N, {self.config.in_channels}, H, W), got {tuple(x.shape)}"
@@ -219,7 +243,13 @@ class UNet(nn.Module):
             for block, attn in zip(level.blocks, level.attns):
                 h = attn(block(torch.cat([h, skips.pop()], dim=1), emb))
             h = up(h)
-        return self.conv_out(F.silu(self.norm_out(h)))
+        out = self.conv_out(F.silu(self.norm_out(h)))
+        if raw or self.config.prediction == "eps":
+            return out
+        ti = t.long().to(self._sqrt_ab.device)
+        a = self._sqrt_ab[ti].view(-1, 1, 1, 1).to(x.device)
+        s = self._sqrt_1mab[ti].view(-1, 1, 1, 1).to(x.device)
+        return a * out.float() + s * x.float()
 
 
 def count_parameters(model: nn.Module) -> int:

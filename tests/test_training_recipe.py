@@ -1,0 +1,142 @@
+"""The v-minsnr recipe: v <-> eps <-> x0 identities, loss weights, EMA and lr schedule."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from napari_d3ip.core.schedule import VPSchedule, q_sample, tweedie
+from napari_d3ip.core.training import (
+    TrainConfig,
+    Trainer,
+    best_blur_psnr,
+    ema_sigma_rel,
+    loss_weight,
+    lr_at,
+    power_ema_decay,
+    v_target,
+)
+from napari_d3ip.core.unet import UNet, UNetConfig
+
+
+def _tiny_v_unet() -> UNet:
+    torch.manual_seed(0)
+    net = UNet(UNetConfig(base_channels=8, channel_mults=(1, 2), num_res_blocks=1,
+                          attn_resolutions=(), image_size=16, prediction="v"))
+    torch.nn.init.normal_(net.conv_out.weight, std=0.1)  # not the zero init: a real output
+    return net
+
+
+def test_v_network_returns_eps_that_round_trips_to_x0_at_every_t():
+    """eps = sqrt(ab) v + sqrt(1-ab) x_t and x0 = sqrt(ab) x_t - sqrt(1-ab) v, all t."""
+    net = _tiny_v_unet().double()
+    net.set_schedule(VPSchedule().alpha_bars())
+    x = torch.randn(1, 1, 16, 16, dtype=torch.float64)
+    abs_ = VPSchedule().alpha_bars()
+    for t in range(0, 1000, 37):
+        ab = float(abs_[t])
+        v = net(x, t, raw=True).double()
+        eps = net(x, t).double()
+        assert torch.allclose(eps, ab**0.5 * v + (1 - ab) ** 0.5 * x, atol=1e-5)
+        x0 = tweedie(x, eps, ab)
+        assert torch.allclose(x0, ab**0.5 * x - (1 - ab) ** 0.5 * v, atol=1e-4 / ab**0.5)
+
+
+def test_v_target_is_consistent_with_q_sample():
+    """A perfect v prediction gives back the exact eps and x0 through the eps interface."""
+    g = torch.Generator().manual_seed(1)
+    x0 = torch.rand(4, 1, 8, 8, generator=g, dtype=torch.float64)
+    noise = torch.randn(4, 1, 8, 8, generator=g, dtype=torch.float64)
+    for t in (0, 50, 500, 980, 999):
+        ab = VPSchedule().alpha_bars()[t]
+        xt = q_sample(x0, noise, float(ab))
+        v = v_target(x0, noise, ab.repeat(4))
+        eps = ab.sqrt() * v + (1 - ab).sqrt() * xt
+        assert torch.allclose(eps, noise, atol=1e-10)
+        assert torch.allclose(tweedie(xt, eps, float(ab)), x0, atol=1e-8)
+
+
+def test_min_snr_weights_known_values():
+    ab = torch.tensor([0.5, 0.9, 0.01], dtype=torch.float64)  # SNR 1, 9, 1/99
+    assert torch.allclose(loss_weight(ab, "v", 5.0), torch.tensor([0.5, 0.5, 1 / 100], dtype=torch.float64))
+    assert torch.allclose(loss_weight(ab, "eps", 5.0), torch.tensor([1.0, 5 / 9, 1.0], dtype=torch.float64))
+    assert torch.equal(loss_weight(ab, "v", 0.0), torch.ones(3, dtype=torch.float64))
+
+
+def test_min_snr_v_weight_equals_weighted_x0_error():
+    """w_v |e_v|^2 = min(SNR, gamma) |e_x0|^2 for any error."""
+    ab = torch.tensor([0.3, 0.97], dtype=torch.float64)
+    e_v = torch.randn(2, 5, dtype=torch.float64)
+    e_x0 = (1 - ab).sqrt()[:, None] * e_v
+    s = ab / (1 - ab)
+    lhs = loss_weight(ab, "v", 5.0)[:, None] * e_v**2
+    rhs = torch.minimum(s, torch.tensor(5.0, dtype=torch.float64))[:, None] * e_x0**2
+    assert torch.allclose(lhs, rhs)
+
+
+def test_power_ema_is_the_uniform_average_when_gamma_is_zero():
+    """gamma = 0: beta_t = 1 - 1/t, so the EMA of 1..n is their mean."""
+    ema = 0.0
+    for t, value in enumerate(range(1, 11), start=1):
+        b = power_ema_decay(t, 0.0)
+        ema = b * ema + (1 - b) * value
+    assert ema == pytest.approx(5.5)
+    assert power_ema_decay(1, 6.94) == 0.0
+    assert ema_sigma_rel(6.94) == pytest.approx(0.10, abs=0.005)
+
+
+def test_lr_schedule_warms_up_holds_and_decays_to_zero():
+    cfg = TrainConfig(lr=1e-3, warmup=10, decay_fraction=0.2)
+    assert lr_at(cfg, 0, 0.0) == pytest.approx(1e-4)
+    assert lr_at(cfg, 50, 0.5) == pytest.approx(1e-3)
+    assert lr_at(cfg, 90, 0.9) == pytest.approx(0.5e-3)
+    assert lr_at(cfg, 100, 1.0) == 0.0
+    assert lr_at(TrainConfig(lr=1e-3, warmup=10), 100, 1.0) == pytest.approx(1e-3)
+
+
+def test_best_blur_baseline_tends_to_the_mean_at_high_noise():
+    g = torch.Generator().manual_seed(0)
+    ref = torch.rand(8, 1, 32, 32, generator=g)
+    noisy = ref + 50 * torch.randn(ref.shape, generator=g)
+    psnr, _ = best_blur_psnr(noisy, ref)
+    mse_mean = float(((ref - ref.mean()) ** 2).flatten(1).mean(1).mean())
+    assert psnr == pytest.approx(10 * math.log10(1 / mse_mean), abs=1.0)
+
+
+def test_recipe_defaults_and_unknown_recipe():
+    cfg = TrainConfig.from_recipe("v-minsnr", lr=None, channels=48)
+    assert (cfg.prediction, cfg.beta2, cfg.ema, cfg.channels) == ("v", 0.99, "power", 48)
+    assert cfg.unet_config().prediction == "v"
+    assert TrainConfig.from_recipe("classic").prediction == "eps"
+    with pytest.raises(ValueError, match="unknown recipe"):
+        TrainConfig.from_recipe("fancy")
+
+
+def test_v_recipe_trains_resumes_and_exports_a_v_prior(tmp_path):
+    from napari_d3ip.core.prior import load_prior
+
+    kw = dict(out=str(tmp_path / "run"), size=16, channels=8, channel_mults=(1, 2), num_res_blocks=1,
+              attn_resolutions=(), batch=4, device="cpu", bf16="off", val_every=0,
+              checkpoint_minutes=1e9, name="tiny-v", n_mean=10.0)
+    Trainer(TrainConfig.from_recipe("v-minsnr", steps=3, **kw)).run(progress=False)
+    # resuming with the classic recipe keeps the run's own recipe (fixed at its start)
+    resumed = Trainer(TrainConfig.from_recipe("classic", steps=5, **kw), resume=True)
+    assert (resumed.cfg.prediction, resumed.cfg.beta2) == ("v", 0.99)
+    assert resumed.opt.param_groups[0]["betas"][1] == 0.99
+    path = resumed.run(progress=False)
+    prior = load_prior(path)
+    assert prior.net.config.prediction == "v"
+    assert prior.card["training"]["recipe"]["min_snr_gamma"] == 5.0
+    assert prior.card["training"]["steps"] == 5
+
+
+def test_budget_stops_the_run(tmp_path):
+    cfg = TrainConfig.from_recipe(
+        "v-minsnr", out=str(tmp_path / "run"), size=16, channels=8, channel_mults=(1, 2),
+        num_res_blocks=1, attn_resolutions=(), batch=2, device="cpu", bf16="off", val_every=0,
+        checkpoint_minutes=1e9, steps=10_000, budget_minutes=1e-6, n_mean=10.0)
+    tr = Trainer(cfg)
+    tr.run(progress=False)
+    assert tr.state.step == 1 and tr.progress() == 1.0
