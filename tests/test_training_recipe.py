@@ -140,3 +140,21 @@ def test_budget_stops_the_run(tmp_path):
     tr = Trainer(cfg)
     tr.run(progress=False)
     assert tr.state.step == 1 and tr.progress() == 1.0
+
+
+def test_gpu_training_script_runs_on_cpu_with_a_tiny_step_count(tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    from napari_d3ip.core.prior import load_prior
+
+    path = Path(__file__).resolve().parents[1] / "training" / "train_gpu.py"
+    spec = importlib.util.spec_from_file_location("train_gpu", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    out = tmp_path / "gpu"
+    assert mod.main(["--out", str(out), "--device", "cpu", "--steps", "2", "--channels", "8",
+                     "--batch", "2", "--size", "32", "--bf16", "off"]) == 0
+    prior = load_prior(out / "ellipses-64-gpu.safetensors")
+    assert prior.net.config.prediction == "v" and prior.card["training"]["steps"] == 2
+    assert prior.card["training"]["recipe"]["beta2"] == 0.99

@@ -45,7 +45,7 @@ class RunConfig:
     seed: int = 0
     device: str = "auto"
     batch_slices: int = 16
-    bf16: bool = False
+    bf16: str = "off"  # auto | on | off (core/precision.py); off: the same numbers on every CPU
     # adaptation (the paper's contribution)
     k_slices: int = 6
     adapt_iters: int = 10
@@ -61,6 +61,12 @@ class RunConfig:
         def bad(field: str, msg: str) -> ConfigError:
             return ConfigError(f"RunConfig.{field}: {msg}")
 
+        from .core.precision import normalize_bf16_mode
+
+        try:
+            self.bf16 = normalize_bf16_mode(self.bf16)
+        except ValueError as e:
+            raise bad("bf16", str(e)) from None
         if self.solver not in SOLVERS:
             raise bad("solver", f"{self.solver!r} is not one of {', '.join(SOLVERS)}")
         if self.adapter not in ADAPTERS:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import math
-import platform
 import time
 from collections.abc import Callable, Generator
 from pathlib import Path
@@ -30,6 +29,7 @@ import torch
 
 from . import __version__
 from .config import RunConfig
+from .core.precision import describe_machine, resolve_bf16
 from .core.prior import Prior, load_prior, resolve_device
 from .core.schedule import dds_step, tweedie
 from .events import Result, Step
@@ -119,7 +119,8 @@ def run_card(config: RunConfig, m: Measurement, prior: Prior | None, device: tor
                         "spacing": list(m.spacing)},
         "seed": config.seed,
         "device": str(device),
-        "machine": f"{platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads",
+        "machine": describe_machine(),
+        "bf16_used": resolve_bf16(config.bf16, device, warn=False),
         **extra,
     }
 
@@ -129,6 +130,7 @@ def reconstruct(measurement: Measurement, config: RunConfig,
     """Reconstruct a volume: yields a Step per diffusion step, returns the Result."""
     cfg = config.validate()
     device = resolve_device(cfg.device)
+    use_bf16 = resolve_bf16(cfg.bf16, device)
     m = measurement.to(device)
     t0 = time.perf_counter()
     n = m.n_slices
@@ -179,7 +181,7 @@ def reconstruct(measurement: Measurement, config: RunConfig,
                     x0y[sub] = out
                     continue
                 with torch.no_grad():
-                    if cfg.bf16:
+                    if use_bf16:
                         with torch.autocast(device_type=device.type, dtype=torch.bfloat16):
                             e = net(xs, t).float()
                     else:

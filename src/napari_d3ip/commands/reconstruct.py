@@ -57,7 +57,10 @@ def add_run_options(p) -> None:
     g.add_argument("--batch-slices", type=int)
     g.add_argument("--seed", type=int)
     g.add_argument("--device", choices=["auto", "cpu", "cuda"])
-    g.add_argument("--bf16", action="store_true", default=None, help="bf16 autocast for the UNet")
+    g.add_argument("--bf16", choices=["auto", "on", "off"], default=None,
+                   help="bf16 autocast for the UNet: auto = only on CUDA or a CPU with bf16 "
+                   "instructions (AVX2-only CPUs run bf16 ~55x slower); default off (the same "
+                   "numbers on every CPU)")
     g.add_argument("--t-start", type=int, help="diffusion time of the A†y + noise start (default 980)")
     g.add_argument("--ddnm-cg-steps", type=int, help="DDNM: CG steps of its pseudo-inverse")
     g.add_argument("--dps-zeta", type=float, help="DPS: guidance step, in Landweber steps of 1/L")

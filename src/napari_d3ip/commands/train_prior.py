@@ -5,7 +5,6 @@ from __future__ import annotations
 import shlex
 import sys
 
-
 from ..core.precision import BF16_MODES
 from ..core.training import RECIPES
 

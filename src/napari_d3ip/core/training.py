@@ -371,11 +371,16 @@ class Trainer:
         return Prior(self.ema, VPSchedule(), card).save(path)
 
     # -- training ------------------------------------------------------------------------
+    def budget_seconds_spent(self) -> float:
+        """What the budget counts: process CPU time on a CPU (fair between runs that share
+        cores), wall time on an accelerator (the host's CPU time says nothing there)."""
+        return self.state.cpu_seconds if self.device.type == "cpu" else self.state.wall_seconds
+
     def progress(self) -> float:
-        """Fraction of the run done: steps, or the CPU-time budget where one is set."""
+        """Fraction of the run done: steps, or the time budget where one is set."""
         p = self.state.step / max(1, self.cfg.steps)
         if self.cfg.budget_minutes > 0:
-            p = max(p, self.state.cpu_seconds / (60 * self.cfg.budget_minutes))
+            p = max(p, self.budget_seconds_spent() / (60 * self.cfg.budget_minutes))
         return min(1.0, p)
 
     def ema_decay(self, step: int) -> float:

@@ -21,7 +21,6 @@ from torch import nn
 
 from .schedule import VPSchedule
 
-
 PREDICTIONS = ("eps", "v")
 
 

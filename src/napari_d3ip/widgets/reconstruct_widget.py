@@ -216,9 +216,12 @@ class ReconstructWidget(QWidget):
         self.init.setToolTip("start from A†y + slerp noise across slices, A†y + noise, "
                              "or pure noise")
         form.addRow("init", self.init)
-        self.bf16 = QCheckBox("bfloat16 network")
-        self.bf16.setToolTip("faster on recent CPUs/GPUs, slightly less accurate")
-        form.addRow("", self.bf16)
+        self.bf16 = QComboBox()
+        self.bf16.addItems(["off", "auto", "on"])
+        self.bf16.setToolTip("bfloat16 network: auto = only on a GPU or a CPU with bf16 "
+                             "instructions (faster there); on a CPU without them bf16 is many "
+                             "times slower. off gives the same numbers on every machine.")
+        form.addRow("bf16", self.bf16)
         self.activity = QCheckBox("progress in napari's activity dock")
         self.activity.setToolTip("napari animates a status-bar spinner meanwhile; without a "
                                  "GPU-backed display that costs about half a CPU core")
