@@ -162,3 +162,74 @@ def test_bad_pairings_give_clear_errors(tiny_prior):
         _cfg(adapter="d3ip-mbir", solver="dds").validate()
     with pytest.raises(ValueError, match="admm-tv has no prior"):
         _cfg(adapter="ddip", solver="admm-tv").validate()
+
+
+def _adapter(tiny_prior, m, **kw):
+    from napari_d3ip.adapters.d3ip import build_adapter
+
+    cfg = _cfg(**kw)
+    return build_adapter(cfg, tiny_prior, DDS(), m.operator, m.y, [500, 0])
+
+
+def test_measurement_loss_falls_during_the_iterations_of_one_step(tiny_prior):
+    """Within one diffusion step the I AdamW iterations lower the loss that is optimised."""
+    m = _meas(n=4)
+    x_t = torch.randn(4, 1, 8, 8, generator=torch.Generator().manual_seed(3))
+    for kw in (dict(), dict(adapt_params="full", lr=1e-3), dict(lora_targets="all")):
+        ad = _adapter(tiny_prior, m, adapter="d3ip-base", k_slices=4, adapt_iters=8, **kw)
+        ad.adapt(x_t, 500, 0)
+        trace = ad.loss_trace
+        assert len(trace) == 8 and trace[-1] < 0.9 * trace[0], (kw, trace)
+
+
+def test_lora_placement_all_adds_the_io_layers(tiny_prior):
+    names = set(lora_target_names(tiny_prior.net, "all"))
+    assert {"conv_in", "conv_out", "time_mlp.0", "time_mlp.2"} <= names
+    assert set(lora_target_names(tiny_prior.net)) < names
+    model = add_lora(tiny_prior.net, placement="all")
+    x = torch.randn(1, 1, 16, 16)
+    assert torch.equal(model(x, 300), tiny_prior.net(x, 300))  # still the identity at start
+
+
+def test_full_finetuning_trains_a_copy_and_leaves_the_prior(tiny_prior):
+    m = _meas(n=3)
+    before = {n: p.clone() for n, p in tiny_prior.net.named_parameters()}
+    res = run(m, _cfg(adapter="d3ip-base", adapt_params="full", lr=1e-3), tiny_prior)
+    assert res.card["adaptation"]["adapt_params"] == "full"
+    assert res.card["adaptation"]["lora_parameters"] == sum(p.numel() for p in tiny_prior.net.parameters())
+    assert all(torch.equal(p, before[n]) for n, p in tiny_prior.net.named_parameters())
+    with pytest.raises(Exception, match="d3ip-base/d3ip-mbir"):
+        run(m, _cfg(adapter="ddip", adapt_params="full"), tiny_prior)
+
+
+def test_kept_optimizer_state_changes_the_result_and_is_reused(tiny_prior):
+    m = _meas(n=3)
+    fresh = run(m, _cfg(adapter="d3ip-base", nfe=4), tiny_prior)
+    kept = run(m, _cfg(adapter="d3ip-base", nfe=4, keep_optimizer=True), tiny_prior)
+    assert kept.card["adaptation"]["keep_optimizer"] is True
+    assert not np.array_equal(fresh.volume, kept.volume)
+    ad = _adapter(tiny_prior, m, adapter="d3ip-base", keep_optimizer=True)
+    x_t = torch.randn(3, 1, 8, 8)
+    ad.adapt(x_t, 500, 0)
+    opt = ad._opt
+    ad.adapt(x_t, 0, 1)
+    assert ad._opt is opt and opt.state  # the same AdamW, with its moments, across steps
+
+
+def _count_unet_images(tiny_prior, m, **kw) -> int:
+    """Images passed through the UNet's forward during adaptation (a hook, not a timer)."""
+    ad = _adapter(tiny_prior, m, **kw)
+    seen = []
+    handle = ad.model.register_forward_hook(lambda mod, inp, out: seen.append(inp[0].shape[0]))
+    try:
+        ad.adapt(torch.randn(m.y.shape[0], 1, 8, 8), 500, 0)
+    finally:
+        handle.remove()
+    return sum(seen)
+
+
+def test_adaptation_cost_is_flat_in_n_for_d3ip_and_linear_for_ddip(tiny_prior):
+    counts = {(a, n): _count_unet_images(tiny_prior, _meas(n=n), adapter=a, k_slices=2, adapt_iters=3)
+              for a in ("d3ip-base", "ddip") for n in (2, 4, 8)}
+    assert counts[("d3ip-base", 2)] == counts[("d3ip-base", 8)] == 2 * 3  # K x I
+    assert [counts[("ddip", n)] for n in (2, 4, 8)] == [n * 3 for n in (2, 4, 8)]

@@ -55,6 +55,9 @@ class RunConfig:
     lora_rank: int = 4
     adapt_every: int = 1
     meta_finetune_iters: int | None = None
+    adapt_params: str = "lora"  # lora | full (d3ip-base/mbir: fine-tune every weight)
+    lora_targets: str = "blocks"  # blocks (paper) | all (+ input/output convs, time MLP)
+    keep_optimizer: bool = False  # d3ip-base/mbir: one AdamW state across diffusion steps
     preset: str | None = None
 
     def validate(self) -> RunConfig:
@@ -71,6 +74,14 @@ class RunConfig:
             raise bad("solver", f"{self.solver!r} is not one of {', '.join(SOLVERS)}")
         if self.adapter not in ADAPTERS:
             raise bad("adapter", f"{self.adapter!r} is not one of {', '.join(ADAPTERS)}")
+        if self.adapt_params not in ("lora", "full"):
+            raise bad("adapt_params", f"{self.adapt_params!r} is not one of lora, full")
+        if self.adapt_params == "full" and self.adapter not in ("d3ip-base", "d3ip-mbir"):
+            raise bad("adapt_params", "'full' fine-tuning is for d3ip-base/d3ip-mbir (one shared set)")
+        if self.lora_targets not in ("blocks", "all"):
+            raise bad("lora_targets", f"{self.lora_targets!r} is not one of blocks, all")
+        if not isinstance(self.keep_optimizer, bool):
+            raise bad("keep_optimizer", f"must be true or false, got {self.keep_optimizer!r}")
         if self.init not in INITS:
             raise bad("init", f"{self.init!r} is not one of {', '.join(INITS)}")
         if self.device not in DEVICES and not str(self.device).startswith("cuda:"):

@@ -14,12 +14,16 @@ the pipeline the network with the right LoRA parameters for each group of slices
 | d3ip-mbir | K contiguous slices      | one set; DiffusionMBIR estimator   |
 | d3ip-meta | K random (Reptile)       | meta set + per-slice fine-tuning   |
 
-AdamW is re-created at every diffusion step (as the reference does), so no optimiser state is
-carried across steps; adaptation happens only inside the window [window_lo, window_hi].
+AdamW is re-created at every diffusion step (as the reference does) unless `keep_optimizer`
+(D3IP-base/mbir only: one shared set, so one optimiser state can follow it across steps);
+adaptation happens only inside the window [window_lo, window_hi]. `adapt_params = "full"`
+fine-tunes every weight of a copy of the network instead of LoRA (D3IP-base/mbir only), and
+`lora_targets = "all"` also puts LoRA on the input/output convolutions and the time MLP.
 """
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Iterator
 
@@ -79,11 +83,22 @@ class Adapter:
         return {"adapter": self.name}
 
     # -- shared machinery -------------------------------------------------------------
+    def trainable(self) -> list[nn.Parameter]:
+        return lora_parameters(self.model)
+
+    def _optimizer(self, keep: bool) -> torch.optim.Optimizer:
+        if keep and getattr(self, "_opt", None) is not None:
+            return self._opt
+        self._opt = torch.optim.AdamW(self.trainable(), lr=self.cfg.lr)
+        return self._opt
+
     def _iterate(self, x_t: torch.Tensor, t: int, choose, iters: int, cg_steps: int,
-                 admm_iters: int) -> float:
-        """`iters` AdamW steps on the measurement loss of the slices `choose()` returns."""
+                 admm_iters: int, keep_optimizer: bool = False) -> float:
+        """`iters` AdamW steps on the measurement loss of the slices `choose()` returns
+        (ALGORITHM.md 4: L = mean |A DC(Tweedie(x_t[S]; θ+φ), y[S]) − y[S]|²)."""
         ab = self.prior.schedule.alpha_bar(t)
-        opt = torch.optim.AdamW(lora_parameters(self.model), lr=self.cfg.lr)
+        opt = self._optimizer(keep_optimizer)
+        self.loss_trace: list[float] = []
         loss_value = float("nan")
         with torch.enable_grad():
             for _ in range(iters):
@@ -99,16 +114,28 @@ class Adapter:
                 loss.backward()
                 opt.step()
                 loss_value = float(loss.detach())
+                self.loss_trace.append(loss_value)
         return loss_value
 
 
 class _LoraAdapter(Adapter):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        with torch.random.fork_rng(devices=[]):  # LoRA A's random init: seeded, RNG untouched
-            torch.manual_seed(int(self.cfg.seed))
-            self.model = add_lora(self.prior.net, rank=self.cfg.lora_rank).to(self.prior.device)
-        self.initial: LoraState = lora_state(self.model)
+        full = getattr(self.cfg, "adapt_params", "lora") == "full"
+        if full and self.name not in ("d3ip-base", "d3ip-mbir"):
+            raise AdapterError(f"adapt_params 'full' is for d3ip-base/d3ip-mbir (one shared set); "
+                               f"{self.name} keeps a set per slice: use 'lora'")
+        self.full = full
+        if full:
+            self.model = copy.deepcopy(self.prior.net).requires_grad_(True).eval()
+        else:
+            with torch.random.fork_rng(devices=[]):  # LoRA A's random init: seeded, RNG untouched
+                torch.manual_seed(int(self.cfg.seed))
+                self.model = add_lora(self.prior.net, rank=self.cfg.lora_rank,
+                                      placement=getattr(self.cfg, "lora_targets", "blocks"))
+            self.model = self.model.to(self.prior.device)
+        self.initial: LoraState = ({n: p.detach().clone() for n, p in self.model.named_parameters()}
+                                   if full else lora_state(self.model))
 
     def active(self, t: int, index: int) -> bool:
         return self.cfg.adapt_iters > 0 and self.in_window(t, index)
@@ -123,6 +150,9 @@ class _LoraAdapter(Adapter):
     def _adapt(self, x_t: torch.Tensor, t: int, index: int) -> float:
         raise NotImplementedError
 
+    def trainable(self) -> list[nn.Parameter]:
+        return list(self.model.parameters()) if self.full else lora_parameters(self.model)
+
     def sets_kept(self) -> int:
         return 1
 
@@ -132,6 +162,9 @@ class _LoraAdapter(Adapter):
         return {
             "adapter": self.name, "k_slices": self.k, "adapt_iters": c.adapt_iters, "lr": c.lr,
             "window": [c.window_lo, c.window_hi], "adapt_every": c.adapt_every,
+            "adapt_params": "full" if self.full else "lora",
+            "lora_targets": getattr(c, "lora_targets", "blocks"),
+            "keep_optimizer": bool(getattr(c, "keep_optimizer", False)),
             "lora_rank": c.lora_rank, "lora_parameters": sum(v.numel() for v in self.initial.values()),
             "adapted_parameter_sets": self.sets_kept(),
             "adapted_parameter_bytes": one * self.sets_kept(),
@@ -198,7 +231,11 @@ class D3IPBase(_LoraAdapter):
 
     def _adapt(self, x_t: torch.Tensor, t: int, index: int) -> float:
         return self._iterate(x_t, t, self.choose, self.cfg.adapt_iters, self.cfg.cg_steps,
-                             self.cfg.admm_iters)
+                             self.cfg.admm_iters, keep_optimizer=self.keeps_optimizer)
+
+    @property
+    def keeps_optimizer(self) -> bool:
+        return bool(getattr(self.cfg, "keep_optimizer", False)) and self.name in ("d3ip-base", "d3ip-mbir")
 
 
 class D3IPMBIR(D3IPBase):
@@ -223,7 +260,8 @@ class D3IPMBIR(D3IPBase):
         return list(range(start, start + self.k))
 
     def _adapt(self, x_t: torch.Tensor, t: int, index: int) -> float:
-        return self._iterate(x_t, t, self.choose, self.cfg.adapt_iters, self.cfg.cg_steps, 1)
+        return self._iterate(x_t, t, self.choose, self.cfg.adapt_iters, self.cfg.cg_steps, 1,
+                             keep_optimizer=self.keeps_optimizer)
 
 
 class D3IPMeta(D3IPBase):

@@ -17,24 +17,33 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 LORA_TARGETS = ("conv1", "conv2", "skip", "emb_proj", "qkv", "proj_out")
+# `lora_targets = "all"` (the adaptation study's placement ablation) adds the input and output
+# convolutions and the time-embedding MLP, which the paper leaves frozen
+IO_TARGETS = ("conv_in", "conv_out", "time_mlp.0", "time_mlp.2")
+LORA_PLACEMENTS = ("blocks", "all")
 
 LoraState = dict[str, torch.Tensor]
 
 
-def lora_target_names(net: nn.Module) -> list[str]:
-    """Full names of the Conv2d/Linear modules that get LoRA."""
+def lora_target_names(net: nn.Module, placement: str = "blocks") -> list[str]:
+    """Full names of the Conv2d/Linear modules that get LoRA ('blocks': the paper's; 'all':
+    also the input/output convolutions and the time-embedding MLP)."""
+    if placement not in LORA_PLACEMENTS:
+        raise ValueError(f"LoRA placement must be one of {LORA_PLACEMENTS}, got {placement!r}")
     return [name for name, mod in net.named_modules()
-            if name.rsplit(".", 1)[-1] in LORA_TARGETS and isinstance(mod, nn.Conv2d | nn.Linear)]
+            if isinstance(mod, nn.Conv2d | nn.Linear)
+            and (name.rsplit(".", 1)[-1] in LORA_TARGETS or (placement == "all" and name in IO_TARGETS))]
 
 
-def add_lora(net: nn.Module, rank: int = 4, alpha: float | None = None) -> nn.Module:
+def add_lora(net: nn.Module, rank: int = 4, alpha: float | None = None,
+             placement: str = "blocks") -> nn.Module:
     """A copy of `net` with LoRA injected (base weights frozen, only LoRA trainable)."""
     from peft import LoraConfig, inject_adapter_in_model  # slow import: keep it lazy
 
     model = copy.deepcopy(net)
     model.requires_grad_(False)
     cfg = LoraConfig(r=rank, lora_alpha=alpha if alpha is not None else rank,
-                     target_modules=lora_target_names(model), lora_dropout=0.0, bias="none")
+                     target_modules=lora_target_names(model, placement), lora_dropout=0.0, bias="none")
     model = inject_adapter_in_model(cfg, model)
     for name, p in model.named_parameters():
         p.requires_grad_("lora_" in name)
