@@ -158,3 +158,63 @@ def test_gpu_training_script_runs_on_cpu_with_a_tiny_step_count(tmp_path):
     prior = load_prior(out / "ellipses-64-gpu.safetensors")
     assert prior.net.config.prediction == "v" and prior.card["training"]["steps"] == 2
     assert prior.card["training"]["recipe"]["beta2"] == 0.99
+
+
+def test_compact_checkpoint_resumes_the_run(tmp_path):
+    from napari_d3ip.core.training import compact_checkpoint, restore_compact
+
+    kw = dict(size=16, channels=8, channel_mults=(1, 2), num_res_blocks=1, attn_resolutions=(),
+              batch=2, device="cpu", bf16="off", val_every=0, checkpoint_minutes=1e9, n_mean=10.0)
+    a = Trainer(TrainConfig.from_recipe("v-minsnr", out=str(tmp_path / "a"), steps=3, **kw))
+    a.run(progress=False)
+    packed = compact_checkpoint(tmp_path / "a", tmp_path / "c.safetensors")
+    full = sum(f.stat().st_size for f in (tmp_path / "a").glob("checkpoint_*.safetensors"))
+    assert packed.stat().st_size < 0.3 * full  # fp16 weights, no moments
+    restore_compact(packed, tmp_path / "b")
+    b = Trainer(TrainConfig.from_recipe("v-minsnr", out=str(tmp_path / "b"), steps=5, **kw), resume=True)
+    assert b.state.step == 3 and b.cfg.prediction == "v"
+    for pa, pb in zip(a.ema.parameters(), b.ema.parameters()):
+        assert torch.allclose(pa, pb, rtol=1e-3, atol=1e-4)
+    b.run(progress=False)
+    assert b.state.step == 5
+    with pytest.raises(FileExistsError):
+        restore_compact(packed, tmp_path / "b")
+
+
+def test_patch_prior_trains_on_crops_of_large_phantoms_and_records_its_scale(tmp_path):
+    from napari_d3ip.core.prior import load_prior
+    from napari_d3ip.core.training import random_patches, training_batch
+
+    g = torch.Generator().manual_seed(0)
+    big = torch.arange(2 * 8 * 8, dtype=torch.float32).view(2, 1, 8, 8)
+    crops = random_patches(big, 4, g)
+    assert crops.shape == (2, 1, 4, 4)
+    for i in range(2):  # each crop is a contiguous window of its own image
+        v = crops[i, 0, 0, 0].item() - 64 * i
+        r, c = divmod(int(v), 8)
+        assert torch.equal(crops[i, 0], big[i, 0, r:r + 4, c:c + 4])
+    cfg = TrainConfig(out=str(tmp_path / "p"), size=16, render_size=64, channels=8, channel_mults=(1, 2),
+                      num_res_blocks=1, attn_resolutions=(), batch=2, steps=2, device="cpu",
+                      bf16="off", val_every=0, checkpoint_minutes=1e9, n_mean=40.0, name="patch")
+    x0, _, _ = training_batch(cfg, 0, torch.device("cpu"))
+    assert x0.shape == (2, 1, 16, 16)
+    path = Trainer(cfg).run(progress=False)
+    prior = load_prior(path)
+    assert prior.render_size == 64 and prior.image_size == 16
+    assert prior.card["pixel_scale"]["patch"] == 16
+
+
+def test_a_prior_at_the_wrong_scale_warns_and_the_card_records_it(tiny_prior):
+    import numpy as np
+
+    from conftest import matrix_operator, measurement_of
+    from napari_d3ip.config import RunConfig
+    from napari_d3ip.pipeline import PriorScaleWarning, run
+
+    v = torch.zeros(2, 8, 8)
+    v[:, 2:6, 2:6] = 0.5
+    m = measurement_of(v, matrix_operator(20, (8, 8), seed=1))
+    with pytest.warns(PriorScaleWarning, match="trained for 32-pixel slices"):
+        res = run(m, RunConfig(nfe=2, device="cpu"), tiny_prior)
+    assert res.card["prior_scale"]["prior_render_size"] == 32
+    assert "warning" in res.card["prior_scale"] and np.isfinite(res.volume).all()

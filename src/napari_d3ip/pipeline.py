@@ -94,6 +94,25 @@ def _pinv(m: Measurement, batch: int) -> torch.Tensor:
                           for idx in _batches(m.n_slices, batch)])
 
 
+class PriorScaleWarning(UserWarning):
+    """The prior was trained for another pixel scale than the measurement's slices."""
+
+
+def prior_scale(m: Measurement, prior: Prior) -> dict[str, Any]:
+    """What the run card records of the prior's pixel scale against the slices', with a
+    warning text where they differ (a 64-pixel prior on 128-pixel slices sees every
+    structure twice as large as it learned)."""
+    h, w = m.image_shape
+    trained = prior.render_size
+    out: dict[str, Any] = {"prior_render_size": trained, "slice_size": [h, w]}
+    if max(h, w) != trained:
+        out["warning"] = (f"prior {prior.name!r} was trained for {trained}-pixel slices, these are "
+                          f"{h}x{w}: structures appear at another scale than it learned; use a "
+                          f"prior trained at {max(h, w)} (d3ip train-prior --render-size "
+                          f"{max(h, w)} --size 64) or resample the volume")
+    return out
+
+
 def _check(m: Measurement, prior: Prior | None) -> None:
     if m.y.shape[0] < 1:
         raise PipelineError("the measurement has no slices")
@@ -143,6 +162,11 @@ def reconstruct(measurement: Measurement, config: RunConfig,
     prior = prior if prior is not None else load_prior(cfg.prior, device)
     prior.to(device)
     _check(m, prior)
+    scale = prior_scale(m, prior)
+    if "warning" in scale:
+        import warnings
+
+        warnings.warn(scale["warning"], PriorScaleWarning, stacklevel=2)
     from .adapters import build_adapter
 
     sched = prior.schedule
@@ -213,6 +237,7 @@ def reconstruct(measurement: Measurement, config: RunConfig,
                "sampling_seconds": round(sample_seconds, 3),
                "adapt_seconds": round(adapter.seconds, 3)}
     card = run_card(cfg, m, prior, device, {"timings": timings, "adaptation": adapter.card(),
+                                            "prior_scale": scale,
                                             "operator_norm2": op_norm2, "reg_scale": reg_scale,
                                             "nfe_run": len(grid)})
     return _finish(volume, card, ref)

@@ -52,6 +52,12 @@ class Prior:
         return self.net.config.image_size
 
     @property
+    def render_size(self) -> int:
+        """Slice size (pixels across the field of view) the prior was trained for: its card's
+        pixel_scale.render_size (patch priors), else its image size."""
+        return int(self.card.get("pixel_scale", {}).get("render_size", self.image_size))
+
+    @property
     def device(self) -> torch.device:
         return next(self.net.parameters()).device
 
@@ -70,11 +76,15 @@ class Prior:
         """Posterior mean E[x0 | x_t] by Tweedie's formula."""
         return tweedie(x_t, self.eps(x_t, t), self.schedule.alpha_bar(t))
 
-    def save(self, path: str | Path, card: dict | None = None) -> Path:
-        """Write `path` (.safetensors) and `path.with_suffix('.json')` (the card, with sha256)."""
+    def save(self, path: str | Path, card: dict | None = None,
+             dtype: torch.dtype = torch.float32) -> Path:
+        """Write `path` (.safetensors) and `path.with_suffix('.json')` (the card, with sha256).
+
+        `dtype=torch.float16` halves the file (shipped priors: every committed binary stays in
+        the history); weights are loaded back into a float32 network either way."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().float().contiguous().cpu() for k, v in self.net.state_dict().items()}
+        state = {k: v.detach().to(dtype).contiguous().cpu() for k, v in self.net.state_dict().items()}
         save_file(state, str(path))
         card = dict(self.card if card is None else card)
         card.update(
@@ -84,6 +94,7 @@ class Prior:
             schedule={"T": self.schedule.T, "beta_start": self.schedule.beta_start,
                       "beta_end": self.schedule.beta_end},
             weights_file=path.name,
+            weights_dtype=str(dtype).replace("torch.", ""),
             sha256=sha256_file(path),
         )
         card.setdefault("name", path.stem)

@@ -73,6 +73,7 @@ class TrainConfig:
     ema: str = "exp"
     ema_gamma: float = 6.94
     budget_minutes: float = 0.0
+    render_size: int = 0  # > size: phantoms drawn at render_size, random size x size patches
     checkpoint_minutes: float = 5.0
     val_every: int = 1000
     name: str = "ellipses-64"
@@ -106,7 +107,7 @@ class TrainConfig:
 
 
 # fields that belong to a run (fixed at its start); the rest may change on resume
-RUN_FIELDS = ("size", "channels", "channel_mults", "num_res_blocks", "attn_resolutions",
+RUN_FIELDS = ("size", "render_size", "channels", "channel_mults", "num_res_blocks", "attn_resolutions",
               "n_mean", "n_max", "seed", "batch", "name", "prediction", "min_snr_gamma",
               "beta2", "ema", "ema_gamma", "ema_decay", "decay_fraction", "warmup")
 
@@ -165,10 +166,31 @@ def _step_generator(seed: int, step: int) -> torch.Generator:
     return g
 
 
+def render_size(cfg: TrainConfig) -> int:
+    """The pixel scale the prior is trained for: slices of this many pixels per field of view."""
+    return max(cfg.size, cfg.render_size or 0)
+
+
+def random_patches(images: torch.Tensor, size: int, g: torch.Generator) -> torch.Tensor:
+    """One size x size crop per image at a position drawn from g (the identity if it fits)."""
+    n, _, h, w = images.shape
+    if h == size and w == size:
+        return images
+    top = torch.randint(0, h - size + 1, (n,), generator=g).tolist()
+    left = torch.randint(0, w - size + 1, (n,), generator=g).tolist()
+    return torch.stack([images[i, :, a:a + size, b:b + size] for i, (a, b) in enumerate(zip(top, left))])
+
+
 def training_batch(cfg: TrainConfig, step: int, device: torch.device):
-    """Phantoms, integer times and noise for one step, fully determined by (seed, step)."""
+    """Phantoms, integer times and noise for one step, fully determined by (seed, step).
+
+    A patch prior (render_size > size) draws each phantom at render_size, so its pixels have
+    the scale of a render_size slice, and trains on a random size x size crop of it: a step
+    costs what a size-pixel step costs, and the UNet (convolutional) is applied to whole
+    render_size slices at reconstruction."""
     g = _step_generator(cfg.seed, step)
-    x0 = ellipses(cfg.batch, cfg.size, cfg.n_mean, cfg.n_max, seed=g, device=device)
+    x0 = ellipses(cfg.batch, render_size(cfg), cfg.n_mean, cfg.n_max, seed=g, device=device)
+    x0 = random_patches(x0, cfg.size, g)
     t = torch.randint(0, 1000, (cfg.batch,), generator=g)
     noise = torch.randn(x0.shape, generator=g).to(device)
     return x0, t.to(device), noise
@@ -205,10 +227,15 @@ def machine_description() -> str:
     return describe_machine()
 
 
-def validation_set(size: int, n: int = 64, n_mean: float = 140.0, seed: int = 123_456):
-    """Fixed phantoms and noise for the Tweedie-denoising validation."""
+def validation_set(size: int, n: int = 64, n_mean: float = 140.0, seed: int = 123_456,
+                   render: int | None = None):
+    """Fixed phantoms and noise for the Tweedie-denoising validation (the central size x size
+    patch of phantoms drawn at `render` pixels for a patch prior)."""
     g = torch.Generator().manual_seed(seed)
-    x0 = ellipses(n, size, n_mean, 140, seed=g)
+    x0 = ellipses(n, max(size, render or size), n_mean, 140, seed=g)
+    if x0.shape[-1] > size:
+        o = (x0.shape[-1] - size) // 2
+        x0 = x0[..., o:o + size, o:o + size].contiguous()
     noise = torch.randn(x0.shape, generator=g)
     return x0, noise
 
@@ -254,7 +281,7 @@ def best_blur_psnr(noisy_x0: torch.Tensor, ref: torch.Tensor) -> tuple[float, fl
 def denoising_quality(prior: Prior, n: int = 64, n_mean: float = 140.0, times=VAL_TIMES,
                       batch: int = 16) -> dict[str, dict[str, float]]:
     """Tweedie PSNR vs the best Gaussian blur of the same noisy inputs at each t."""
-    x0, noise = validation_set(prior.image_size, n, n_mean)
+    x0, noise = validation_set(prior.image_size, n, n_mean, render=prior.render_size)
     dev = prior.device
     out = {}
     for t in times:
@@ -316,8 +343,10 @@ class Trainer:
         self.ema.load_state_dict({k[4:]: v for k, v in weights.items() if k.startswith("ema.")})
         self.ema.requires_grad_(False)
         self.opt = self._optimizer()
-        _optim_from_tensors(self.opt, load_file(str(self.out / "checkpoint_optim.safetensors")),
-                            meta["optim"])
+        optim_file = self.out / "checkpoint_optim.safetensors"
+        if optim_file.exists():
+            _optim_from_tensors(self.opt, load_file(str(optim_file)), meta["optim"])
+        # else: restored from a compact checkpoint (weights only): AdamW restarts its moments
         self.state = TrainState(step=meta["step"], wall_seconds=meta["wall_seconds"],
                                 cpu_seconds=meta.get("cpu_seconds", 0.0),
                                 commands=meta.get("commands", []))
@@ -355,7 +384,8 @@ class Trainer:
                 "commands": self.state.commands,
                 "steps": self.state.step,
                 "recipe": self.cfg.recipe_card(),
-                "phantoms": {"n_mean": self.cfg.n_mean, "n_max": self.cfg.n_max},
+                "phantoms": {"n_mean": self.cfg.n_mean, "n_max": self.cfg.n_max,
+                             "render_size": render_size(self.cfg), "patch": self.cfg.size},
                 "seed": self.cfg.seed,
                 "bf16": self.cfg.bf16,
                 "bf16_used": self.bf16,
@@ -367,6 +397,9 @@ class Trainer:
         }
         if (self.out / "validation.csv").exists():
             card["validation_csv"] = (self.out / "validation.csv").read_text().splitlines()
+        card["pixel_scale"] = {"render_size": render_size(self.cfg), "patch": self.cfg.size,
+                               "note": "trained for slices of render_size pixels across the "
+                                       "field of view"}
         card.update(extra_card or {})
         return Prior(self.ema, VPSchedule(), card).save(path)
 
@@ -482,6 +515,51 @@ class Trainer:
             bar.close()
             self.save_checkpoint()
         return self.export_prior()
+
+
+COMPACT_DTYPE = torch.float16
+
+
+def compact_checkpoint(run_dir: str | Path, out: str | Path) -> Path:
+    """One file that resumes a run: model + EMA in float16, no AdamW moments, the run's state
+    (step, config, curves' length, commands) as JSON metadata. About a quarter of a full
+    checkpoint; the only training binary a working period commits."""
+    run_dir, out = Path(run_dir), Path(out)
+    weights = load_file(str(run_dir / "checkpoint_model.safetensors"))
+    state = json.loads((run_dir / "state.json").read_text())
+    state.pop("optim", None)
+    half = {k: v.to(COMPACT_DTYPE).contiguous() for k, v in weights.items()}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp")
+    save_file(half, str(tmp), metadata={"state": json.dumps(state),
+                                        "loss_csv": (run_dir / "loss.csv").read_text(),
+                                        "validation_csv": (run_dir / "validation.csv").read_text()
+                                        if (run_dir / "validation.csv").exists() else ""})
+    os.replace(tmp, out)
+    return out
+
+
+def restore_compact(path: str | Path, run_dir: str | Path) -> Path:
+    """Unpack a compact checkpoint into a run directory that `--resume` continues (AdamW
+    restarts with zero moments; the lr schedule, EMA and data stream continue exactly)."""
+    from safetensors import safe_open
+
+    run_dir = Path(run_dir)
+    if (run_dir / "state.json").exists():
+        raise FileExistsError(f"{run_dir} already holds a run; restore into a new directory")
+    with safe_open(str(path), "pt") as f:
+        meta = f.metadata()
+        weights = {k: f.get_tensor(k).float() for k in f.keys()}
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_file(weights, str(run_dir / "checkpoint_model.safetensors"))
+    state = json.loads(meta["state"])
+    state["optim"] = {"param_groups": []}
+    state.setdefault("commands", []).append(f"restored from compact checkpoint {Path(path).name}")
+    (run_dir / "loss.csv").write_text(meta.get("loss_csv", ""))
+    if meta.get("validation_csv"):
+        (run_dir / "validation.csv").write_text(meta["validation_csv"])
+    (run_dir / "state.json").write_text(json.dumps(state, indent=2))
+    return run_dir
 
 
 def train_prior(cfg: TrainConfig, resume: bool = False, progress: bool = True,
