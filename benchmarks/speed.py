@@ -59,6 +59,16 @@ def parser() -> argparse.ArgumentParser:
     return ap
 
 
+def fit_line(points: list[tuple[float, float]]) -> tuple[float, float]:
+    """Least-squares (slope, intercept) of y against x."""
+    n = len(points)
+    mx = sum(p[0] for p in points) / n
+    my = sum(p[1] for p in points) / n
+    sxx = sum((p[0] - mx) ** 2 for p in points)
+    slope = sum((p[0] - mx) * (p[1] - my) for p in points) / sxx if sxx else 0.0
+    return slope, my - slope * mx
+
+
 def ratios(rows: list[dict]) -> dict[str, str]:
     by = {(r["method"], r["n_slices"]): r for r in rows if r.get("status") == "ok"}
     ns = sorted({r["n_slices"] for r in rows})
@@ -86,6 +96,22 @@ def ratios(rows: list[dict]) -> dict[str, str]:
             parts.append(f"D3IP-base / DDS {d3 / dds:.2f}x (goal <= 1.5x)")
         if parts:
             out[f"{n} slices"] = "; ".join(parts)
+    fits = {}
+    for m in [m for m in METHODS if any(r["method"] == m for r in rows)]:
+        pts = [(n, a(m, n)) for n in ns if a(m, n) is not None]
+        if len(pts) >= 2 and m != "dds":
+            slope, icpt = fit_line(pts)
+            fits[m] = (slope, icpt)
+            out[f"{METHODS[m][0]} adaptation fit"] = (
+                f"{icpt:.2f} s + {slope:.3f} s/slice × N (N = {[p[0] for p in pts]}); "
+                f"projected at N = 256: {icpt + 256 * slope:.0f} s")
+    if "ddip" in fits and "d3ip-base" in fits:
+        proj = {m: fits[m][1] + 256 * fits[m][0] for m in ("ddip", "d3ip-base")}
+        n_max = max(ns)
+        if a("ddip", n_max) and a("d3ip-base", n_max):
+            out["DDIP / D3IP-base adaptation"] = (
+                f"{a('ddip', n_max) / a('d3ip-base', n_max):.1f}x measured at N = {n_max}; "
+                f"{proj['ddip'] / proj['d3ip-base']:.1f}x projected at N = 256")
     for m in [m for m in METHODS if any(r["method"] == m for r in rows)]:
         pairs = []
         for n in ns:

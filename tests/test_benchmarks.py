@@ -48,3 +48,28 @@ def test_quality_quick_writes_rows(tmp_path):
     assert "CPU" in md and "torch" in md and "benchmarks/" in md  # machine and command
     line = next(ln for ln in md.splitlines() if ln.startswith("| SV-CT 15 views | DDS |"))
     assert math.isfinite(float(line.split("|")[3]))
+
+
+def test_speed_fit_line_and_projection():
+    _quality()  # puts benchmarks/ on the path
+    import speed
+
+    assert speed.fit_line([(8, 3.0), (16, 5.0), (32, 9.0)]) == (0.25, 1.0)
+    rows = [{"method": m, "n_slices": n, "status": "ok", "wall_seconds": w, "adapt_seconds": a}
+            for m, n, w, a in [("d3ip-base", 8, 10, 4), ("d3ip-base", 16, 12, 4),
+                               ("ddip", 8, 20, 8), ("ddip", 16, 36, 16)]]
+    r = speed.ratios(rows)
+    assert "0.000 s/slice" in r["D3IP-base adaptation fit"]
+    assert "projected at N = 256: 256 s" in r["DDIP adaptation fit"]
+    assert r["DDIP / D3IP-base adaptation"].startswith("4.0x measured at N = 16; 64.0x projected")
+
+
+def test_adaptation_study_renders_deltas_against_dds():
+    _quality()
+    import adaptation_study as st
+
+    rows = [{"prior": "p", "volume": "v", "task": "ct15", "nfe": 25, "seed": 0, "row": r,
+             "psnr": p, "ssim": 0.5, "wall_seconds": 10.0} for r, p in (("DDS", 20.0), ("D3IP-base (preset)", 23.5))]
+    md = st.render(rows)
+    assert "| D3IP-base (preset) | 23.50 / 0.500, Δ +3.50" in md
+    assert st.key(rows[0]) == ("p", "v", "ct15", 25, 0, "DDS")
