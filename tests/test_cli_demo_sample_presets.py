@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 
@@ -18,6 +19,10 @@ def test_demo_writes_volume_card_and_figure_and_never_overwrites(tmp_path, capsy
     assert main(args) == 0
     text = capsys.readouterr().out
     assert "FBP: PSNR" in text and "d3ip-base: PSNR" in text
+    for label in ("FBP", "d3ip-base"):  # every PSNR says which one it is
+        line = next(ln for ln in text.splitlines() if f"{label}: PSNR" in ln)
+        assert re.search(r"PSNR [\d.]+ dB per-slice mean \(\d+ of 24 slices\), [\d.]+ dB volume; "
+                         r"SSIM [-\d.]+ per-slice mean", line), line
     vol = read_volume(out / "reconstruction.nii.gz")
     assert vol.data.shape[0] == 24 and np.isfinite(vol.data).all()
     card = json.loads((out / "reconstruction.json").read_text())

@@ -5,14 +5,20 @@ from __future__ import annotations
 import argparse
 import sys
 
+from . import __version__
+
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="d3ip", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
     import importlib
 
     from .commands import COMMANDS
+    from .commands._common import HelpFormatter
 
+    parser = argparse.ArgumentParser(prog="d3ip", description=__doc__, formatter_class=HelpFormatter,
+                                     epilog="`d3ip <command> --help` describes each command's options "
+                                     "and their defaults.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="command")
     for name in COMMANDS:
         importlib.import_module(f".commands.{name}", __package__).register(sub)
     return parser
@@ -27,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"d3ip {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print(f"d3ip {args.command}: interrupted", file=sys.stderr)
         return 130
 
 

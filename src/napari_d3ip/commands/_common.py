@@ -1,34 +1,205 @@
-"""Helpers shared by the sub-commands: progress bars over the pipeline, figures, output files."""
+"""Helpers shared by the sub-commands: help text, progress, partial results, metrics, figures."""
 
 from __future__ import annotations
 
+import argparse
+import sys
+import threading
 from pathlib import Path
 
 import numpy as np
 
+DEVICE_CHOICES = ("auto", "cpu", "cuda")
+DEVICE_HELP = "torch device: auto = CUDA when a GPU is present, else CPU"
+SV_CT_VIEWS = 15  # the paper's sparse-view CT task: the one default of every command
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """Ends every option's help with its default; keeps multi-line descriptions as written.
+
+    An option whose help already says "(default: ...)" (a default that depends on other
+    options) is left as it is; flags read "(default: off)"; required options have none.
+    """
+
+    def _fill_text(self, text, width, indent):
+        if "\n" in text.strip():  # a module docstring: already laid out
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if (not action.option_strings or action.required or action.default is argparse.SUPPRESS
+                or "%(default)" in text or "(default" in text):
+            return text
+        if action.nargs == 0:  # store_true / store_false flags
+            return f"{text} (default: {'on' if action.default else 'off'})"
+        return f"{text} (default: %(default)s)"
+
+
+def add_device_option(p, default: str | None = "auto", help_extra: str = "") -> None:
+    """`--device auto|cpu|cuda`, the same on every command."""
+    p.add_argument("--device", choices=DEVICE_CHOICES, default=default,
+                   help=DEVICE_HELP + help_extra)
+
+
+def say(message: str, quiet: bool = False) -> None:
+    """A progress message on stderr (stdout keeps the results), at once."""
+    if not quiet:
+        print(message, file=sys.stderr, flush=True)
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during a run; `step` is the last finished Step (None before the first one)."""
+
+    def __init__(self, step=None):
+        super().__init__()
+        self.step = step
+
+
+def _ticker(bar, stop: threading.Event, every: float = 1.0) -> threading.Thread:
+    """Redraw the bar every second, so that its clock runs during a long (first) step."""
+
+    def loop():
+        while not stop.wait(every):
+            try:
+                bar.refresh()
+            except Exception:  # a redraw must never break the run
+                return
+
+    t = threading.Thread(target=loop, name="d3ip-progress", daemon=True)
+    t.start()
+    return t
+
 
 def run_with_progress(gen, desc: str, quiet: bool = False):
-    """Drive a `reconstruct` generator with a tqdm bar (loss, PSNR, phase); returns the Result."""
+    """Drive a `reconstruct` generator with a tqdm bar (loss, PSNR, phase); returns the Result.
+
+    The bar is drawn before the generator starts (it loads the prior and prepares the
+    operator before its first step), its clock runs from then on, and its ETA is the mean time
+    per step so far times the steps left (no smoothing: it does not swing with the load).
+    Ctrl-C raises `Interrupted` carrying the last finished Step, for a partial result.
+    """
     from tqdm import tqdm
 
-    bar = None
+    bar = tqdm(total=None, desc=desc, disable=quiet, dynamic_ncols=True, smoothing=0,
+               unit="step", file=sys.stderr)
+    stop = threading.Event()
+    if not quiet:
+        bar.set_postfix_str("preparing, then the first step", refresh=True)
+        _ticker(bar, stop)
+    last = None
     try:
         while True:
             try:
                 step = next(gen)
-            except StopIteration as stop:
-                return stop.value
-            if bar is None:
-                bar = tqdm(total=step.total, desc=desc, disable=quiet, dynamic_ncols=True)
+            except StopIteration as done:
+                return done.value
+            last = step
+            if bar.total != step.total:
+                bar.total = step.total
             post = {"phase": step.phase, "loss": f"{step.loss:.3g}"}
             if step.psnr is not None:
-                post["psnr"] = f"{step.psnr:.2f}"
-            bar.set_postfix(post)
+                post["PSNR per-slice mean"] = f"{step.psnr:.2f} dB"
+            bar.set_postfix(post, refresh=False)
             bar.update(1)
+    except KeyboardInterrupt:
+        raise Interrupted(last) from None
     finally:
-        if bar is not None:
-            bar.close()
+        stop.set()
+        bar.close()
         gen.close()
+
+
+# -- partial results (Ctrl-C) ------------------------------------------------------------------
+def _split_ext(path: Path) -> tuple[str, str]:
+    name = path.name
+    ext = ".nii.gz" if name.endswith(".nii.gz") else path.suffix
+    return (name[: -len(ext)] if ext else name), ext
+
+
+def partial_path(out: str | Path) -> Path:
+    """`<stem>.partial<ext>` beside `out`; numbered (`.partial-2`, ...) if that name is taken.
+
+    Neither the volume nor its run card may exist: a partial result never overwrites a file.
+    """
+    from ..pipeline import run_card_path
+
+    out = Path(out)
+    stem, ext = _split_ext(out)
+    k = 1
+    while True:
+        cand = out.with_name(f"{stem}.partial{'' if k == 1 else f'-{k}'}{ext}")
+        if not cand.exists() and not run_card_path(cand).exists():
+            return cand
+        k += 1
+
+
+def save_partial(step, out: str | Path, measurement, config) -> tuple[Path, Path]:
+    """Write the estimate of the last finished step as a partial result + its run card."""
+    from ..core.prior import resolve_device
+    from ..events import Result
+    from ..metrics import evaluate
+    from ..pipeline import run_card, save_result
+
+    m = measurement
+    volume = np.clip(np.asarray(step.estimate, np.float32), 0, 1)
+    card = run_card(config, m, None, resolve_device(config.device), {
+        "interrupted": True,
+        "step_reached": step.index + 1,
+        "steps_total": step.total,
+        "t_reached": step.t,
+        "phase": step.phase,
+        "elapsed_seconds": round(float(step.elapsed), 3),
+        "estimate": "the data-consistent x0 estimate of the last finished step, clipped to [0, 1]",
+        "partial_of": str(out),
+    })
+    if config.solver != "admm-tv":
+        card["prior"] = {"name": config.prior}
+    if m.reference is not None:
+        metrics = evaluate(volume, np.asarray(m.reference))
+        card["metrics"] = {k: v for k, v in metrics.items() if k != "per_slice"}
+    path = partial_path(out)
+    return save_result(Result(volume=volume, card=card), path, m.affine, m.intensity,
+                       overwrite=False)
+
+
+def report_interrupt(stop: Interrupted, out: str | Path, measurement, config,
+                     no_partial: bool) -> None:
+    """After Ctrl-C: save the current estimate (unless --no-partial) and say what happened."""
+    step = stop.step
+    if step is None:
+        say("interrupted before the first step finished: nothing to save")
+        return
+    where = f"interrupted after step {step.index + 1} of {step.total}"
+    if no_partial:
+        say(f"{where}; --no-partial: nothing written")
+        return
+    try:
+        nii, card = save_partial(step, out, measurement, config)
+    except Exception as e:  # the interrupt is what the user has to see
+        say(f"{where}; could not write the partial result: {e}")
+        return
+    say(f"{where}: partial result (that step's estimate) written to {nii} (+ {card.name}, "
+        "\"interrupted\": true)")
+
+
+# -- metrics, one definition -------------------------------------------------------------------
+def quality(x: np.ndarray, ref: np.ndarray) -> dict:
+    """The metrics every command prints, of `x` clipped to [0, 1] (the displayed range).
+
+    `psnr`/`ssim`: mean over the slices whose reference is not constant (per-slice data range,
+    as the paper); `volume_psnr`: one PSNR of the whole volume. See `napari_d3ip.metrics`.
+    """
+    from ..metrics import evaluate
+
+    return evaluate(np.clip(np.asarray(x, np.float32), 0, 1), np.asarray(ref))
+
+
+def describe_quality(metrics: dict, n_slices: int) -> str:
+    """`PSNR 23.80 dB per-slice mean (56 of 64 slices), 25.10 dB volume; SSIM 0.648 per-slice mean`."""
+    return (f"PSNR {metrics['psnr']:.2f} dB per-slice mean ({metrics['slices_scored']} of "
+            f"{n_slices} slices), {metrics['volume_psnr']:.2f} dB volume; "
+            f"SSIM {metrics['ssim']:.3f} per-slice mean")
 
 
 def check_outputs(paths: list[Path], force: bool) -> None:
@@ -41,6 +212,24 @@ def check_outputs(paths: list[Path], force: bool) -> None:
                               "choose another --out")
 
 
+# -- figures -----------------------------------------------------------------------------------
+FIGURE_COLUMNS = ("axial", "coronal", "sagittal")
+
+
+def orthogonal_views(v: np.ndarray, spacing=(1.0, 1.0, 1.0)) -> list[tuple[str, np.ndarray, float]]:
+    """(label, mid-slice, pixel aspect) for the columns of `orthogonal_figure`, in FIGURE_COLUMNS order.
+
+    Sample volumes are (z, x, y) with x, y in RAS order: fixing y (the last axis) gives the
+    coronal plane, fixing x (a row) the sagittal one.
+    """
+    sz, sy, sx = spacing
+    n, h, w = v.shape
+    views = {"axial": (v[n // 2], sx / sy),
+             "coronal": (v[:, :, w // 2], sy / sz),
+             "sagittal": (v[:, h // 2, :], sx / sz)}
+    return [(label, *views[label]) for label in FIGURE_COLUMNS]
+
+
 def orthogonal_figure(rows: dict[str, np.ndarray], path: Path, spacing=(1.0, 1.0, 1.0),
                       subtitles: dict[str, str] | None = None) -> Path:
     """A PNG with axial / coronal / sagittal mid-slices (columns) of each volume (rows)."""
@@ -51,20 +240,11 @@ def orthogonal_figure(rows: dict[str, np.ndarray], path: Path, spacing=(1.0, 1.0
 
     names = list(rows)
     fig, axes = plt.subplots(len(names), 3, figsize=(7.5, 2.6 * len(names)), squeeze=False)
-    sz, sy, sx = spacing
     for r, name in enumerate(names):
-        v = rows[name]
-        n, h, w = v.shape
-        views = [
-            ("axial", v[n // 2], sx / sy),
-            # sample volumes are (z, x, y) in RAS order: fixing a row is sagittal
-            ("sagittal", v[:, h // 2, :], sx / sz),
-            ("coronal", v[:, :, w // 2], sy / sz),
-        ]
-        for c, (label, img, aspect) in enumerate(views):
+        for c, (label, img, aspect) in enumerate(orthogonal_views(rows[name], spacing)):
             ax = axes[r, c]
-            ax.imshow(img, cmap="gray", vmin=0, vmax=1, aspect=1.0 / aspect, origin="lower"
-                      if c else "upper")
+            ax.imshow(img, cmap="gray", vmin=0, vmax=1, aspect=1.0 / aspect,
+                      origin="lower" if label != "axial" else "upper")
             ax.set_xticks([])
             ax.set_yticks([])
             if r == 0:

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+from ._common import HelpFormatter
+
 
 def register(sub) -> None:
-    p = sub.add_parser("presets", help="list reconstruction presets")
-    p.add_argument("--show", help="print one preset's full configuration as JSON")
+    from ..config import presets
+
+    names = list(presets())
+    p = sub.add_parser("presets", help="list reconstruction presets", formatter_class=HelpFormatter,
+                       description="List the reconstruction presets (the paper's Table 5 settings "
+                       "per task, and cpu-preview) or show one as RunConfig JSON.")
+    p.add_argument("--show", choices=names, metavar="NAME",
+                   help=f"print one preset's full configuration as JSON: {', '.join(names)} "
+                   "(default: none: list them all)")
     p.set_defaults(func=_cmd)
 
 

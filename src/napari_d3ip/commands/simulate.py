@@ -10,6 +10,8 @@ from __future__ import annotations
 import shlex
 from typing import Any
 
+from ._common import SV_CT_VIEWS, HelpFormatter, add_device_option
+
 KINDS = ("ct", "mri", "mri-multicoil")
 DEFAULT_ACCEL = {"mri": 8.0, "mri-multicoil": 4.0}
 DEFAULT_MASK = {"mri": "poisson", "mri-multicoil": "uniform1d"}
@@ -20,36 +22,55 @@ ACS_FRACTION = 0.08  # fully sampled centre columns of 1D masks (and multi-coil 
 def register(sub) -> None:
     p = sub.add_parser(
         "simulate", help="simulate a CT/MRI measurement file from a volume",
+        formatter_class=HelpFormatter,
         description="Simulate undersampled measurements of a volume (scaled to [0, 1]) and "
-                    "write them, with the reference volume and its geometry, to an HDF5 file.")
+                    "write them, with the reference volume and its geometry, to an HDF5 file. "
+                    "Prints the quality of A†y (FBP / zero-filled), clipped to [0, 1] as every "
+                    "command reports it: PSNR per-slice mean and volume, SSIM per-slice mean.")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--volume", help="input volume: .nii/.nii.gz/.nrrd/.mha/.mhd or a DICOM "
-                     "series folder")
+                     "series folder (default: none; --volume or --sample is required)")
     src.add_argument("--sample", help="a shipped sample volume instead (e.g. brain-64, "
-                     "brain-128, phantom-64)")
-    p.add_argument("--operator", required=True, choices=KINDS, help="forward model")
-    p.add_argument("--views", type=int, default=60, help="CT: projection views over 180 deg")
+                     "brain-128, phantom-64) (default: none)")
+    add_simulation_options(p, operator_required=True)
+    p.add_argument("--seed", type=int, default=0, help="seed for the mask and the noise")
+    add_device_option(p, default="cpu", help_extra="; the default cpu makes the same file on "
+                      "every machine")
+    p.add_argument("--out", required=True, help="output measurement file (.h5) (required)")
+    p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    p.add_argument("--quiet", action="store_true", help="no progress message")
+    p.set_defaults(func=_cmd_simulate)
+
+
+def add_simulation_options(p, operator_required: bool = False, file_options: bool = True) -> None:
+    """Operator options shared by simulate, reconstruct (with --volume/--sample) and demo."""
+    if operator_required:
+        p.add_argument("--operator", required=True, choices=KINDS, help="forward model: "
+                       "parallel-beam CT, single-coil MRI, multi-coil MRI with ESPIRiT maps "
+                       "(required)")
+    else:
+        p.add_argument("--operator", choices=KINDS, default="ct", help="forward model: "
+                       "parallel-beam CT, single-coil MRI, multi-coil MRI with ESPIRiT maps")
+    p.add_argument("--views", type=int, default=SV_CT_VIEWS, help="CT: projection views over "
+                   f"180 deg (default: {SV_CT_VIEWS}, the paper's sparse-view CT task)")
     p.add_argument("--accel", type=float, default=None,
-                   help="MRI: acceleration R (default 8 for mri, 4 for mri-multicoil)")
+                   help="MRI: acceleration R (default: 8 for mri, 4 for mri-multicoil)")
     p.add_argument("--mask", choices=["poisson", "uniform1d"], default=None,
                    help="MRI sampling: 2D variable-density Poisson disc or uniform random 1D "
-                        "lines with 8%% ACS columns (default poisson for mri, uniform1d for "
-                        "mri-multicoil; a multi-coil Poisson mask keeps 8%% full ACS columns "
-                        "for ESPIRiT)")
+                        "lines with 8%% ACS columns; a multi-coil Poisson mask keeps 8%% full "
+                        "ACS columns for ESPIRiT (default: poisson for mri, uniform1d for "
+                        "mri-multicoil)")
     p.add_argument("--coils", type=int, default=8, help="mri-multicoil: number of coils")
     p.add_argument("--noise", type=float, default=None,
-                   help="relative Gaussian noise std (default 0.01 for ct and mri-multicoil, "
-                        "0 for mri)")
-    p.add_argument("--seed", type=int, default=0, help="seed for the mask and the noise")
-    p.add_argument("--axis", type=int, choices=[0, 1, 2], default=2,
-                   help="file index axis to slice along (2 = last NIfTI axis: axial)")
-    p.add_argument("--frame", type=int, default=None, help="frame of a 4D volume")
-    p.add_argument("--series", default=None, help="DICOM SeriesInstanceUID if the folder has "
-                   "several series")
-    p.add_argument("--device", default="cpu", help="torch device for the simulation")
-    p.add_argument("--out", required=True, help="output measurement file (.h5)")
-    p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
-    p.set_defaults(func=_cmd_simulate)
+                   help="relative Gaussian noise std (default: 0.01 for ct and mri-multicoil, "
+                        "0 for mri: the paper's settings)")
+    if file_options:
+        p.add_argument("--axis", type=int, choices=[0, 1, 2], default=2,
+                       help="file index axis to slice along (2 = last NIfTI axis: axial)")
+        p.add_argument("--frame", type=int, default=None,
+                       help="frame of a 4D volume (default: none; required for 4D files)")
+        p.add_argument("--series", default=None, help="DICOM SeriesInstanceUID if the folder has "
+                       "several series (default: none: the only series)")
 
 
 def operator_kwargs(args, image_shape: tuple[int, int]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -122,10 +143,11 @@ def _cmd_simulate(args) -> int:
 
     import numpy as np
 
+    from ..core.prior import resolve_device
     from ..io.measurements import write_measurement
     from ..io.volumes import to_unit_range
-    from ..metrics import psnr
     from ..operators import simulate
+    from ._common import describe_quality, quality, say
 
     out = Path(args.out)
     if out.exists() and not args.force:  # fail before any work
@@ -134,10 +156,14 @@ def _cmd_simulate(args) -> int:
     noise = DEFAULT_NOISE[kind] if args.noise is None else args.noise
     if noise < 0:
         raise ValueError(f"--noise must be >= 0, got {noise}")
+    device = resolve_device(args.device)
+    what = f"sample {args.sample}" if args.sample is not None else str(args.volume)
+    say(f"d3ip simulate: preparing: reading {what}, simulating {kind} on {device} ...",
+        getattr(args, "quiet", False))
     vol, source = _load_volume(args)
     params, desc = operator_kwargs(args, vol.shape[1:])
     data01, intensity = to_unit_range(vol)
-    m = simulate(data01, kind, noise=noise, seed=args.seed, device=args.device, **params)
+    m = simulate(data01, kind, noise=noise, seed=args.seed, device=device, **params)
     m.affine, m.spacing, m.intensity, m.source = vol.affine, vol.spacing, intensity, source
     m.simulation = {**m.simulation, "kind": kind, "noise": noise, "seed": args.seed,
                     **desc, "axis": vol.axis, "source": source,
@@ -145,12 +171,13 @@ def _cmd_simulate(args) -> int:
     if m.reference is None:
         m.reference = data01
     write_measurement(out, m, overwrite=args.force)
-    quality = psnr(m.pinv(), np.asarray(m.reference), data_range=1.0)
+    label = "FBP" if kind == "ct" else "zero-filled"
+    metrics = quality(m.pinv(), np.asarray(m.reference))
     if kind == "ct":
         sampling = f"{m.operator.params()['n_views']} views"
     else:
         sampling = f"R={m.operator.acceleration:.2f} ({desc['mask']})"
     print(f"wrote {out}: {kind}, {m.n_slices} slices of {m.image_shape[0]}x{m.image_shape[1]}, "
           f"y {tuple(m.y.shape)}, {sampling}, noise {noise:g}, seed {args.seed}; "
-          f"PSNR(A^+y, reference) {quality:.2f} dB")
+          f"A^+y ({label}): {describe_quality(metrics, m.n_slices)}")
     return 0

@@ -75,7 +75,7 @@ class LivePlot(QWidget):
             path, _, _ = self._path(self.psnr, r)
             p.setPen(QPen(PSNR_COLOR, 1.6))
             p.drawPath(path)
-            text.append((PSNR_COLOR, f"PSNR {self.psnr[-1][1]:.2f} dB"))
+            text.append((PSNR_COLOR, f"PSNR {self.psnr[-1][1]:.2f} dB (slice mean)"))
         if not text:
             p.setPen(QColor(150, 150, 150))
             p.drawText(r, Qt.AlignmentFlag.AlignCenter, "loss / PSNR per step")

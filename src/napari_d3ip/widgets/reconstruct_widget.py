@@ -449,7 +449,7 @@ class ReconstructWidget(QWidget):
         bits = []
         psnr = (result.metrics or {}).get("psnr")
         if psnr is not None:
-            bits.append(f"PSNR {psnr:.2f} dB")
+            bits.append(f"PSNR {psnr:.2f} dB (per-slice mean)")
         if secs is not None:
             bits.append(f"{fmt_seconds(secs)}")
         self.run.end(", ".join(bits))
