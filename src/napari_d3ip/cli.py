@@ -32,6 +32,14 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileExistsError, FileNotFoundError) as e:
         print(f"d3ip {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except MemoryError:
+        print(f"d3ip {args.command}: error: out of memory; use a smaller volume, fewer views or "
+              "slices, a smaller --batch-slices, or a machine with more memory", file=sys.stderr)
+        return 2
+    except OSError as e:  # permissions, a full disk, a vanished file: say which file and why
+        where = f"{e.filename}: " if getattr(e, "filename", None) else ""
+        print(f"d3ip {args.command}: error: {where}{e.strerror or e}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"d3ip {args.command}: interrupted", file=sys.stderr)
         return 130

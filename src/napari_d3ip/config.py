@@ -7,6 +7,7 @@ and a `cpu-preview` that finishes a 64^3 volume on a laptop CPU in minutes.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, fields
 from importlib import resources
 from pathlib import Path
@@ -18,8 +19,28 @@ INITS = ("slerp", "noise", "pure-noise")
 DEVICES = ("auto", "cpu", "cuda")
 
 
+MAX_CONFIG_BYTES = 1 << 20
+_KIND = {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false"}
+
+
 class ConfigError(ValueError):
     """A RunConfig field is invalid; the message names the field and what it accepts."""
+
+
+def _json_type(v: Any) -> str:
+    if isinstance(v, bool):
+        return "a boolean"
+    if isinstance(v, str):
+        return "a string"
+    if isinstance(v, int):
+        return "an integer"
+    if isinstance(v, float):
+        return "a number"
+    if isinstance(v, list | tuple):
+        return "a list"
+    if isinstance(v, dict):
+        return "an object"
+    return type(v).__name__
 
 
 @dataclass
@@ -60,11 +81,48 @@ class RunConfig:
     keep_optimizer: bool = False  # d3ip-base/mbir: one AdamW state across diffusion steps
     preset: str | None = None
 
+    def _check_types(self) -> None:
+        """Every field has its declared type: JSON strings for numbers, floats for integers,
+        strings for booleans, NaN or infinity are errors naming the field (never coerced)."""
+        for f in fields(self):
+            ann = str(f.type)
+            optional = "None" in ann
+            base = ann.split("|")[0].strip()
+            v = getattr(self, f.name)
+            where = f"RunConfig.{f.name}"
+            if v is None:
+                if not optional:
+                    raise ConfigError(f"{where}: must be {_KIND[base]}, got null")
+                continue
+            if base == "str" and f.name == "bf16" and isinstance(v, bool):
+                continue  # legacy true/false, normalised in validate()
+            got = f"{v!r} ({_json_type(v)})"
+            if base == "bool":
+                if not isinstance(v, bool):
+                    raise ConfigError(f"{where}: must be true or false (a JSON boolean), got {got}")
+            elif base == "int":
+                if isinstance(v, float) and math.isfinite(v) and v.is_integer():
+                    v = int(v)
+                    setattr(self, f.name, v)
+                if not isinstance(v, int) or isinstance(v, bool):
+                    raise ConfigError(f"{where}: must be an integer, got {got}")
+            elif base == "float":
+                if not isinstance(v, int | float) or isinstance(v, bool):
+                    raise ConfigError(f"{where}: must be a number, got {got}")
+                if not math.isfinite(float(v)):
+                    raise ConfigError(f"{where}: must be a finite number, got {v!r}")
+                setattr(self, f.name, float(v))
+            elif base == "str":
+                if not isinstance(v, str):
+                    raise ConfigError(f"{where}: must be a string, got {got}")
+
     def validate(self) -> RunConfig:
         def bad(field: str, msg: str) -> ConfigError:
             return ConfigError(f"RunConfig.{field}: {msg}")
 
         from .core.precision import normalize_bf16_mode
+
+        self._check_types()
 
         try:
             self.bf16 = normalize_bf16_mode(self.bf16)
@@ -92,6 +150,10 @@ class RunConfig:
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < lo:
                 raise bad(name, f"must be an integer >= {lo}, got {v!r}")
+        if not 0 <= self.seed < 2**63:
+            raise bad("seed", f"must be an integer in 0 .. 2**63 - 1, got {self.seed}")
+        if self.meta_finetune_iters is not None and self.meta_finetune_iters < 0:
+            raise bad("meta_finetune_iters", f"must be >= 0 or null, got {self.meta_finetune_iters}")
         if not 1 <= self.nfe <= 1000:
             raise bad("nfe", f"must be between 1 and 1000 (the schedule's T), got {self.nfe}")
         if not 0.0 <= self.eta <= 1.0:
@@ -126,6 +188,8 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RunConfig:
+        if not isinstance(d, dict):
+            raise ConfigError(f"a RunConfig is a JSON object, got {_json_type(d)}")
         names = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - names)
         if unknown:
@@ -134,9 +198,53 @@ class RunConfig:
 
     @classmethod
     def from_json(cls, text_or_path: str | Path) -> RunConfig:
-        p = Path(str(text_or_path))
-        text = p.read_text() if not str(text_or_path).lstrip().startswith("{") and p.exists() else str(text_or_path)
-        return cls.from_dict(json.loads(text))
+        """From JSON text, or from a file (a Path, or a string that is not JSON text)."""
+        if isinstance(text_or_path, Path) or not str(text_or_path).lstrip().startswith("{"):
+            return cls.from_file(text_or_path)
+        try:
+            data = json.loads(str(text_or_path))
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"RunConfig JSON is not valid: {e.msg} at line {e.lineno} column "
+                              f"{e.colno}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"RunConfig JSON must be an object {{...}}, got {_json_type(data)}")
+        return cls.from_dict(data)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> RunConfig:
+        """A RunConfig JSON file, or a run card (its "config" is used). Every error names the
+        file, and the field where there is one."""
+        p = Path(path)
+        if not p.exists():
+            raise ConfigError(f"config file {p}: no such file")
+        if not p.is_file():
+            raise ConfigError(f"config file {p}: not a regular file")
+        if p.stat().st_size > MAX_CONFIG_BYTES:
+            raise ConfigError(f"config file {p}: {p.stat().st_size} bytes is too large for a "
+                              "RunConfig (a few hundred bytes); is it the right file?")
+        try:
+            text = p.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise ConfigError(f"config file {p}: not a text (UTF-8 JSON) file") from None
+        except OSError as e:
+            raise ConfigError(f"config file {p}: cannot be read ({e.strerror})") from None
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"config file {p}: not valid JSON ({e.msg} at line {e.lineno} "
+                              f"column {e.colno})") from None
+        if isinstance(data, dict) and "napari_d3ip_version" in data and isinstance(
+                data.get("config"), dict):
+            data = data["config"]  # a previous run card
+        if not isinstance(data, dict):
+            raise ConfigError(f"config file {p}: must hold a JSON object {{\"solver\": ...}}, "
+                              f"got {_json_type(data)}")
+        try:
+            return cls.from_dict(data)
+        except ConfigError as e:
+            raise ConfigError(f"config file {p}: {e}") from None
+        except TypeError as e:  # defensive: a field the dataclass rejects
+            raise ConfigError(f"config file {p}: {e}") from None
 
     def replace(self, **changes: Any) -> RunConfig:
         d = self.to_dict()

@@ -113,6 +113,35 @@ def prior_scale(m: Measurement, prior: Prior) -> dict[str, Any]:
     return out
 
 
+def check_finite(m: Measurement) -> None:
+    """Refuse NaN / inf in the data, the operator's arrays (coil maps) or the reference before
+    any compute: one NaN spreads through every CG step and the whole run would be wasted."""
+    problems = []
+    y = m.y
+    finite = torch.isfinite(y)
+    if not bool(finite.all()):
+        rows = (~finite.reshape(finite.shape[0], -1).all(dim=1)).nonzero().flatten().tolist()
+        what = {"ct": "sinogram", "mri": "k-space", "mri-multicoil": "k-space"}.get(
+            getattr(m.operator, "kind", ""), "measurement y")
+        problems.append(f"the {what} holds {int((~finite).sum())} NaN or infinite value(s) in "
+                        f"slice(s) {', '.join(map(str, rows[:8]))}{' ...' if len(rows) > 8 else ''}")
+    try:
+        arrays = m.operator.arrays()
+    except Exception:  # an operator without arrays() has nothing to check
+        arrays = {}
+    for name, arr in arrays.items():
+        a = np.asarray(arr)
+        if a.dtype.kind in "fc" and not np.all(np.isfinite(a)):
+            label = {"maps": "coil sensitivity maps", "angles": "CT angles"}.get(name, name)
+            problems.append(f"the {label} hold {int(a.size - np.isfinite(a).sum())} NaN or "
+                            "infinite value(s)")
+    if m.reference is not None and not np.all(np.isfinite(np.asarray(m.reference))):
+        problems.append("the reference volume holds NaN or infinite values")
+    if problems:
+        raise PipelineError("cannot reconstruct: " + "; ".join(problems) + " (fix the "
+                            "measurement: NaN cannot be reconstructed)")
+
+
 def _check(m: Measurement, prior: Prior | None) -> None:
     if m.y.shape[0] < 1:
         raise PipelineError("the measurement has no slices")
@@ -148,18 +177,21 @@ def reconstruct(measurement: Measurement, config: RunConfig,
                 prior: Prior | None = None) -> Generator[Step, None, Result]:
     """Reconstruct a volume: yields a Step per diffusion step, returns the Result."""
     cfg = config.validate()
+    check_finite(measurement)
     device = resolve_device(cfg.device)
     use_bf16 = resolve_bf16(cfg.bf16, device)
     m = measurement.to(device)
     t0 = time.perf_counter()
     n = m.n_slices
     ref = m.reference
+    if cfg.solver != "admm-tv":  # a bad prior file is reported before any compute
+        prior = prior if prior is not None else load_prior(cfg.prior, device)
     op_norm2, reg_scale = _operator_scales(m, device)
 
     if cfg.solver == "admm-tv":
         return (yield from _reconstruct_tv(m, cfg, device, op_norm2, reg_scale, t0))
 
-    prior = prior if prior is not None else load_prior(cfg.prior, device)
+    assert prior is not None
     prior.to(device)
     _check(m, prior)
     scale = prior_scale(m, prior)
@@ -265,10 +297,24 @@ def _reconstruct_tv(m: Measurement, cfg: RunConfig, device: torch.device, op_nor
 
 
 def _finish(volume: np.ndarray, card: dict, ref: np.ndarray | None) -> Result:
+    bad = nonfinite_slices(volume)
+    if bad:
+        import warnings
+
+        card["nonfinite_slices"] = bad
+        warnings.warn(f"the reconstruction holds NaN/inf in {len(bad)} slice(s) "
+                      f"({', '.join(map(str, bad[:8]))}): the solver diverged there; its "
+                      "metrics are NaN", RuntimeWarning, stacklevel=3)
     metrics = evaluate(volume, ref) if ref is not None else None
     if metrics is not None:
         card["metrics"] = {k: v for k, v in metrics.items() if k != "per_slice"}
     return Result(volume=volume, card=card, metrics=metrics)
+
+
+def nonfinite_slices(volume: np.ndarray) -> list[int]:
+    """Indices of the slices of an (N, H, W) volume that hold NaN or inf."""
+    v = np.asarray(volume)
+    return np.flatnonzero(~np.isfinite(v.reshape(v.shape[0], -1)).all(axis=1)).tolist()
 
 
 def run(measurement: Measurement, config: RunConfig, prior: Prior | None = None,
@@ -318,23 +364,65 @@ def estimate_cost(measurement: Measurement, config: RunConfig) -> dict[str, floa
 def save_result(result: Result, path: str | Path, affine: np.ndarray | None = None,
                 intensity: tuple[float, float] = (0.0, 1.0),
                 overwrite: bool = False) -> tuple[Path, Path]:
-    """Write the volume as NIfTI (file intensities, the input's affine) and the run card JSON."""
+    """Write the volume as NIfTI (file intensities, the input's affine) and the run card JSON.
+
+    Both files are written completely under temporary names first and then renamed into place
+    (a full disk or Ctrl-C leaves the old files intact). A `.json` beside the output that is
+    not a napari-d3ip run card (a BIDS sidecar, say) is never replaced, even with `overwrite`.
+    A volume with NaN/inf (a diverged run) is refused: nothing is written.
+    """
+    from .io.files import atomic_path, atomic_write_text
     from .io.volumes import write_volume
 
     path = Path(path)
     card_path = run_card_path(path)
+    check_card_path(card_path)
     if not overwrite:
         for p in (path, card_path):
             if p.exists():
                 raise FileExistsError(f"{p} exists; choose another name or allow overwriting "
                                       "(--force on the command line)")
+    bad = nonfinite_slices(result.volume)
+    if bad:
+        raise PipelineError(f"the result holds NaN/inf in {len(bad)} slice(s) "
+                            f"({', '.join(map(str, bad[:8]))}): the reconstruction diverged "
+                            "there; nothing written (try --gamma, fewer --cg-steps or another "
+                            "solver)")
     lo, hi = intensity
     data = (lo + result.volume.astype(np.float32) * (hi - lo)).astype(np.float32)
-    write_volume(path, data, affine=np.eye(4) if affine is None else affine, overwrite=overwrite)
     card = dict(result.card)
     card["output"] = str(path)
-    card_path.write_text(json.dumps(card, indent=2, default=json_default) + "\n")
+    text = json.dumps(card, indent=2, default=json_default, allow_nan=True) + "\n"
+    aff = np.eye(4) if affine is None else affine
+    if path.name.lower().endswith(".mhd"):  # header + data file: write_volume moves both
+        write_volume(path, data, affine=aff, overwrite=True)
+        atomic_write_text(card_path, text)
+        return path, card_path
+    with atomic_path(path) as tmp:  # the volume is renamed into place only once both exist
+        write_volume(tmp, data, affine=aff, overwrite=True)
+        atomic_write_text(card_path, text)
     return path, card_path
+
+
+def is_run_card(path: str | Path) -> bool:
+    """True when `path` is a JSON run card napari-d3ip wrote (it names the package version)."""
+    p = Path(path)
+    try:
+        if not p.is_file() or p.stat().st_size > 64 << 20:
+            return False
+        data = json.loads(p.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and "napari_d3ip_version" in data
+
+
+def check_card_path(card_path: str | Path) -> None:
+    """Refuse a run card name taken by a file napari-d3ip did not write."""
+    card_path = Path(card_path)
+    if card_path.exists() and not is_run_card(card_path):
+        raise FileExistsError(
+            f"{card_path} exists and is not a napari-d3ip run card (a BIDS sidecar or another "
+            "tool's file?); it is never replaced: choose another output name")
 
 
 def run_card_path(path: str | Path) -> Path:

@@ -253,6 +253,9 @@ def orthogonal_figure(rows: dict[str, np.ndarray], path: Path, spacing=(1.0, 1.0
                 sub = (subtitles or {}).get(name, "")
                 ax.set_ylabel(f"{name}\n{sub}", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    from ..io.files import atomic_path
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)
     return path

@@ -37,10 +37,10 @@ def register(sub) -> None:
 def _cmd(args) -> int:
     import numpy as np
 
+    from ..io.files import OutputError, check_output
     from ..pipeline import reconstruct, save_result
     from ._common import (
         Interrupted,
-        check_outputs,
         describe_quality,
         orthogonal_figure,
         quality,
@@ -48,12 +48,27 @@ def _cmd(args) -> int:
         run_with_progress,
         say,
     )
-    from .reconstruct import config_from_args, describe_run, describe_source, load_measurement
+    from .reconstruct import (
+        check_result_outputs,
+        config_from_args,
+        describe_run,
+        describe_source,
+        load_measurement,
+        protected_inputs,
+    )
 
     out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"--out {out} is a file; the demo writes a folder of results "
+                          "(choose a folder name)")
     files = [out / "reconstruction.nii.gz", out / "reconstruction.json", out / "demo.png"]
-    check_outputs(files, args.force)
     cfg = config_from_args(args, default_preset=DEFAULT_PRESET)
+    check_result_outputs(files[0], args, cfg, option="--out")
+    check_output(files[2], suffixes=(".png",), inputs=protected_inputs(args, cfg),
+                 force=args.force, what="figure", option="--out")
+    from .simulate import check_simulation_options
+
+    check_simulation_options(args)
     say(f"d3ip demo: preparing: {describe_source(args)}; {describe_run(cfg)} ...", args.quiet)
     m = load_measurement(args)
     out.mkdir(parents=True, exist_ok=True)
@@ -67,7 +82,7 @@ def _cmd(args) -> int:
     except Interrupted as stop:
         report_interrupt(stop, files[0], m, cfg, args.no_partial)
         raise
-    save_result(result, files[0], m.affine, m.intensity, overwrite=True)
+    save_result(result, files[0], m.affine, m.intensity, overwrite=args.force)
     ref = np.asarray(m.reference)
     pinv = np.clip(m.pinv(), 0, 1)
     base = quality(pinv, ref)

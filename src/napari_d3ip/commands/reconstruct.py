@@ -124,7 +124,7 @@ def config_from_args(args, default_preset: str | None = None):
             raise ValueError(f"--window must be 'lo,hi' (two integers), got {args.window!r}") from None
         overrides.update(window_lo=lo, window_hi=hi)
     if getattr(args, "config", None):
-        return RunConfig.from_json(Path(args.config)).replace(**overrides)
+        return RunConfig.from_file(Path(args.config)).replace(**overrides)
     preset = getattr(args, "preset", None) or default_preset
     if preset:
         return from_preset(preset, **overrides)
@@ -143,7 +143,7 @@ def load_measurement(args):
 
     sim = argparse.Namespace(**{**vars(args), "seed": args.seed if args.seed is not None else 0})
     vol, source = _load_volume(sim)
-    params, desc = operator_kwargs(sim, vol.shape[1:])
+    params, desc = operator_kwargs(sim, vol.shape[1:], vol.shape[0])
     data01, intensity = to_unit_range(vol)
     noise = DEFAULT_NOISE[sim.operator] if sim.noise is None else sim.noise
     m = simulate(data01, sim.operator, noise=noise, seed=sim.seed, **params)
@@ -151,6 +151,36 @@ def load_measurement(args):
     m.simulation = {**m.simulation, **desc, "kind": sim.operator, "noise": noise,
                     "seed": sim.seed, "source": source}
     return m
+
+
+def protected_inputs(args, cfg=None) -> list[tuple[str, str | None]]:
+    """The files a run reads: no output may replace them, --force or not."""
+    out: list[tuple[str, str | None]] = [
+        ("measurement (--measurement)", getattr(args, "measurement", None)),
+        ("input volume (--volume)", getattr(args, "volume", None)),
+        ("--config file", getattr(args, "config", None)),
+    ]
+    prior = getattr(cfg, "prior", None) if cfg is not None else getattr(args, "prior", None)
+    if prior and (str(prior).endswith((".safetensors", ".json")) or "/" in str(prior)):
+        p = Path(str(prior))
+        out += [("prior weights", str(p.with_suffix(".safetensors"))),
+                ("prior card", str(p.with_suffix(".json")))]
+    return out
+
+
+def check_result_outputs(out: Path, args, cfg, option: str = "--out") -> None:
+    """The result volume and its run card: writable, not an input, not a foreign .json."""
+    from ..io.files import check_output
+    from ..io.volumes import WRITE_SUFFIXES
+    from ..pipeline import check_card_path, run_card_path
+
+    inputs = protected_inputs(args, cfg)
+    check_output(out, suffixes=WRITE_SUFFIXES, inputs=inputs, force=args.force,
+                 what="result volume", option=option)
+    card = run_card_path(out)
+    check_output(card, inputs=inputs, force=args.force, what="run card",
+                 option=f"run card {card.name} (beside {option})")
+    check_card_path(card)
 
 
 def describe_source(args) -> str:
@@ -173,12 +203,16 @@ def describe_run(cfg) -> str:
 
 
 def _cmd(args) -> int:
-    from ..pipeline import reconstruct, run_card_path, save_result
-    from ._common import Interrupted, check_outputs, describe_quality, report_interrupt, run_with_progress, say
+    from ..pipeline import reconstruct, save_result
+    from ._common import Interrupted, describe_quality, report_interrupt, run_with_progress, say
 
     out = Path(args.out)
-    check_outputs([out, run_card_path(out)], args.force)
     cfg = config_from_args(args)
+    check_result_outputs(out, args, cfg)  # before any work: a bad --out is found at once
+    if getattr(args, "operator", None) and not args.measurement:
+        from .simulate import check_simulation_options
+
+        check_simulation_options(args)
     say(f"d3ip reconstruct: preparing: {describe_source(args)}; {describe_run(cfg)} ...", args.quiet)
     m = load_measurement(args)
     label = cfg.solver if cfg.adapter == "none" else f"{cfg.adapter}+{cfg.solver}"

@@ -6,6 +6,8 @@ from pathlib import Path
 
 from ._common import HelpFormatter, add_device_option
 
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
+
 
 def register(sub) -> None:
     p = sub.add_parser("sample", help="draw unconditional samples from a prior",
@@ -27,6 +29,7 @@ def register(sub) -> None:
 
 
 def _cmd(args) -> int:
+    import math
     import sys
 
     import numpy as np
@@ -34,12 +37,28 @@ def _cmd(args) -> int:
 
     from ..core.prior import load_prior, resolve_device
     from ..core.sampling import montage, sample_prior
-    from ._common import check_outputs, say
+    from ..io.files import OutputError, check_output, same_file
+    from ..io.volumes import NIFTI_SUFFIXES
+    from ._common import say
 
-    if args.n < 1:
-        raise ValueError(f"--n must be >= 1, got {args.n}")
-    outs = [Path(args.out)] + ([Path(args.nifti)] if args.nifti else [])
-    check_outputs(outs, args.force)
+    if not 1 <= args.n <= 4096:
+        raise ValueError(f"--n must be between 1 and 4096, got {args.n}")
+    if not 1 <= args.nfe <= 1000:
+        raise ValueError(f"--nfe must be between 1 and 1000 (the schedule's T), got {args.nfe}")
+    if not (math.isfinite(args.eta) and 0.0 <= args.eta <= 1.0):
+        raise ValueError(f"--eta must be in [0, 1], got {args.eta}")
+    prior_files = []
+    if str(args.prior).endswith((".safetensors", ".json")) or "/" in str(args.prior):
+        p = Path(args.prior)
+        prior_files = [("prior weights", p.with_suffix(".safetensors")),
+                       ("prior card", p.with_suffix(".json"))]
+    outs = [check_output(args.out, suffixes=IMAGE_SUFFIXES, inputs=prior_files,
+                         force=args.force, what="montage")]
+    if args.nifti:
+        outs.append(check_output(args.nifti, suffixes=NIFTI_SUFFIXES, inputs=prior_files,
+                                 force=args.force, what="NIfTI stack", option="--nifti"))
+        if same_file(outs[0], outs[1]):
+            raise OutputError("--out and --nifti name the same file")
     device = resolve_device(args.device)
     say(f"d3ip sample: preparing: loading prior {args.prior} on {device} ...", args.quiet)
     prior = load_prior(args.prior, device)
@@ -58,7 +77,10 @@ def _cmd(args) -> int:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    plt.imsave(outs[0], montage(x), cmap="gray", vmin=0, vmax=1)
+    from ..io.files import atomic_path
+
+    with atomic_path(outs[0]) as tmp:
+        plt.imsave(tmp, montage(x), cmap="gray", vmin=0, vmax=1)
     if args.nifti:
         from ..io.volumes import write_volume
 

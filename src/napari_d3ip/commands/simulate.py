@@ -7,6 +7,7 @@ the HDF5 layout of `napari_d3ip.io.measurements` together with the reference vol
 
 from __future__ import annotations
 
+import math
 import shlex
 from typing import Any
 
@@ -73,18 +74,18 @@ def add_simulation_options(p, operator_required: bool = False, file_options: boo
                        "several series (default: none: the only series)")
 
 
-def operator_kwargs(args, image_shape: tuple[int, int]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(parameters for `operators.simulate`, JSON-able description of the sampling)."""
+def operator_kwargs(args, image_shape: tuple[int, int], n_slices: int = 1
+                    ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(parameters for `operators.simulate`, JSON-able description of the sampling); refuses
+    options out of range and a simulation larger than the memory there is."""
     from ..operators import poisson_disc_mask, uniform_lines_mask
 
     kind = args.operator
+    check_simulation_options(args)
+    check_simulation_size(args, image_shape, n_slices)
     if kind == "ct":
-        if args.views < 1:
-            raise ValueError(f"--views must be >= 1, got {args.views}")
         return {"n_views": args.views}, {"views": args.views}
     accel = DEFAULT_ACCEL[kind] if args.accel is None else float(args.accel)
-    if accel <= 1:
-        raise ValueError(f"--accel must be > 1 (1 = fully sampled), got {accel}")
     mask = args.mask or DEFAULT_MASK[kind]
     kw: dict[str, Any] = {"accel": accel}
     if mask == "uniform1d" and kind == "mri":
@@ -96,10 +97,42 @@ def operator_kwargs(args, image_shape: tuple[int, int]) -> tuple[dict[str, Any],
     # (otherwise simulate() draws the default pattern of the kind itself)
     desc: dict[str, Any] = {"accel": accel, "mask": mask}
     if kind == "mri-multicoil":
-        if args.coils < 1:
-            raise ValueError(f"--coils must be >= 1, got {args.coils}")
         kw["n_coils"] = desc["coils"] = args.coils
     return kw, desc
+
+
+def check_simulation_options(args) -> None:
+    """The operator options alone, before any file is read (finite, in range)."""
+    kind = args.operator
+    if kind == "ct" and args.views < 1:
+        raise ValueError(f"--views must be >= 1, got {args.views}")
+    if args.accel is not None and (not math.isfinite(args.accel) or args.accel <= 1):
+        raise ValueError(f"--accel must be > 1 (1 = fully sampled) and finite, got "
+                         f"{args.accel}")
+    if kind == "mri-multicoil" and args.coils < 1:
+        raise ValueError(f"--coils must be >= 1, got {args.coils}")
+    if args.noise is not None and (not math.isfinite(args.noise) or args.noise < 0):
+        raise ValueError(f"--noise must be a finite number >= 0, got {args.noise}")
+
+
+def check_simulation_size(args, image_shape: tuple[int, int], n_slices: int) -> None:
+    """Bound what simulating (and reconstructing) this volume needs by the memory there is."""
+    from ..io.files import check_memory
+    from ..io.measurements import claimed_bytes
+    from ..operators.ct import default_n_det
+
+    kind = args.operator
+    h, w = image_shape
+    if kind == "ct":
+        meas, views, maps = (args.views, default_n_det((h, w))), args.views, None
+    elif kind == "mri":
+        meas, views, maps = (h, w), 0, None
+    else:
+        meas, views, maps = (args.coils, h, w), 0, (n_slices, args.coils, h, w)
+    what = f"simulating {kind} of {n_slices} slices of {h}x{w}" + (
+        f" with {args.views} views" if kind == "ct" else
+        f" with {args.coils} coils" if kind == "mri-multicoil" else "")
+    check_memory(claimed_bytes(kind, n_slices, (h, w), meas, views, maps) * 1.5, what)
 
 
 def command_line(args, noise: float) -> str:
@@ -138,30 +171,31 @@ def _load_volume(args):
     return vol, str(args.volume)
 
 
+
 def _cmd_simulate(args) -> int:
-    from pathlib import Path
 
     import numpy as np
 
     from ..core.prior import resolve_device
-    from ..io.measurements import write_measurement
+    from ..io.files import check_output
+    from ..io.measurements import MEASUREMENT_SUFFIXES, write_measurement
     from ..io.volumes import to_unit_range
     from ..operators import simulate
     from ._common import describe_quality, quality, say
 
-    out = Path(args.out)
-    if out.exists() and not args.force:  # fail before any work
-        raise FileExistsError(f"{out} exists; pass --force to overwrite it")
+    # everything that can be checked before any work: the output, the options, the device
+    out = check_output(args.out, suffixes=MEASUREMENT_SUFFIXES, force=args.force,
+                       what="measurement file",
+                       inputs=[("input volume", args.volume)] if args.volume else [])
+    check_simulation_options(args)
     kind = args.operator
     noise = DEFAULT_NOISE[kind] if args.noise is None else args.noise
-    if noise < 0:
-        raise ValueError(f"--noise must be >= 0, got {noise}")
     device = resolve_device(args.device)
     what = f"sample {args.sample}" if args.sample is not None else str(args.volume)
     say(f"d3ip simulate: preparing: reading {what}, simulating {kind} on {device} ...",
         getattr(args, "quiet", False))
     vol, source = _load_volume(args)
-    params, desc = operator_kwargs(args, vol.shape[1:])
+    params, desc = operator_kwargs(args, vol.shape[1:], vol.shape[0])
     data01, intensity = to_unit_range(vol)
     m = simulate(data01, kind, noise=noise, seed=args.seed, device=device, **params)
     m.affine, m.spacing, m.intensity, m.source = vol.affine, vol.spacing, intensity, source

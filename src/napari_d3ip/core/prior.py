@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -27,7 +28,59 @@ class PriorError(ValueError):
     """A prior could not be loaded: the message names the problem and the fix."""
 
 
+MAX_WEIGHTS_BYTES = 16 << 30  # a prior file larger than this is not one of ours
+MAX_CARD_BYTES = 16 << 20
+
+
+def check_regular_file(path: str | Path, what: str, max_bytes: int) -> Path:
+    """A regular file (symlinks followed) of at most `max_bytes`: never hash or read a device,
+    a FIFO or a folder (sha256 of /dev/zero never ends)."""
+    import os
+    import stat
+
+    p = Path(path)
+    try:
+        st = os.stat(p)
+    except OSError as e:
+        raise PriorError(f"{what} {p}: cannot be read ({e.strerror})") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise PriorError(f"{what} {p} is not a regular file (a device, a pipe or a folder); pass "
+                         "the .safetensors file itself")
+    if st.st_size > max_bytes:
+        raise PriorError(f"{what} {p} is {st.st_size / 2**30:.1f} GiB, more than the "
+                         f"{max_bytes / 2**30:.0f} GiB a prior file may have")
+    return p
+
+
+def _check_architecture(path: Path, cfg: UNetConfig) -> None:
+    """Compare the card's network (built on the meta device: no memory) with the tensor
+    shapes in the weights file's header, before the real network is allocated."""
+    from safetensors import safe_open
+
+    try:
+        with torch.device("meta"):
+            shapes = {k: tuple(v.shape) for k, v in UNet(cfg).state_dict().items()}
+    except Exception as e:  # an impossible architecture (zero channels, ...)
+        raise PriorError(f"the card's architecture {cfg.to_dict()} cannot be built: {e}") from e
+    try:
+        with safe_open(str(path), "pt") as f:
+            stored = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118
+    except Exception as e:  # safetensors raises its own error types
+        raise PriorError(f"cannot read weights {path}: {e}") from e
+    if stored != shapes:
+        missing = sorted(set(shapes) - set(stored))[:3]
+        extra = sorted(set(stored) - set(shapes))[:3]
+        wrong = [k for k in shapes if k in stored and stored[k] != shapes[k]][:3]
+        n_card = sum(math.prod(v) for v in shapes.values())
+        n_file = sum(math.prod(v) for v in stored.values())
+        raise PriorError(
+            f"weights in {path.name} do not fit the card's architecture (card: {n_card:,} "
+            f"parameters, file: {n_file:,}; missing {missing}, unexpected {extra}, other shape "
+            f"{[(k, shapes[k], stored[k]) for k in wrong]}); the card belongs to another file")
+
+
 def sha256_file(path: str | Path) -> str:
+    check_regular_file(path, "file to hash", MAX_WEIGHTS_BYTES)
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -136,12 +189,16 @@ def load_prior(
     """Load a shipped prior by name or a user's prior from a .safetensors path (card beside it)."""
     path = _resolve(name_or_path)
     card_path = path.with_suffix(".json")
+    check_regular_file(path, "prior weights", MAX_WEIGHTS_BYTES)
     if not card_path.exists():
         raise PriorError(f"prior card missing: expected {card_path} beside {path.name}")
+    check_regular_file(card_path, "prior card", MAX_CARD_BYTES)
     try:
         card = json.loads(card_path.read_text())
-    except json.JSONDecodeError as e:
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise PriorError(f"prior card {card_path} is not valid JSON: {e}") from e
+    if not isinstance(card, dict):
+        raise PriorError(f"prior card {card_path} must hold a JSON object")
     if verify and "sha256" in card:
         digest = sha256_file(path)
         if digest != card["sha256"]:
@@ -151,7 +208,12 @@ def load_prior(
             )
     if "architecture" not in card:
         raise PriorError(f"prior card {card_path} has no 'architecture' field")
-    net = UNet(UNetConfig.from_dict(card["architecture"]))
+    try:
+        ucfg = UNetConfig.from_dict(card["architecture"])
+    except (TypeError, ValueError) as e:
+        raise PriorError(f"prior card {card_path}: invalid 'architecture' ({e})") from e
+    _check_architecture(path, ucfg)
+    net = UNet(ucfg)
     try:
         state = load_file(str(path))
     except Exception as e:  # safetensors raises its own error types

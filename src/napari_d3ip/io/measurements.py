@@ -35,7 +35,6 @@ field; the operator is rebuilt with `operators.operator_from_params(params, arra
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -43,10 +42,12 @@ import numpy as np
 import torch
 
 from ..operators.base import Measurement, OperatorError
+from .files import ResourceError, atomic_path, check_disk
 
 FORMAT = "napari-d3ip-measurement"
 VERSION = 1
 KINDS = ("ct", "mri", "mri-multicoil")
+MEASUREMENT_SUFFIXES = (".h5", ".hdf5")
 DATA_NAME = {"ct": "sinogram", "mri": "kspace", "mri-multicoil": "kspace"}
 # operator array name (Operator.arrays()) -> dataset name in the file
 ARRAY_NAME = {"angles": "angles", "mask": "mask", "maps": "sensitivity_maps"}
@@ -88,6 +89,10 @@ def check_measurement(m: Measurement) -> None:
     for name in REQUIRED_ARRAYS.get(kind, ()):
         if name not in op.arrays():
             problems.append(f"the operator provides no {name!r} array")
+    for name, arr in op.arrays().items():
+        a = np.asarray(arr)
+        if a.dtype.kind in "fc" and not np.all(np.isfinite(a)):
+            problems.append(f"operator array {name!r} contains NaN or infinite values")
     try:
         json.dumps(op.params())
         json.dumps(m.simulation)
@@ -111,8 +116,12 @@ def write_measurement(path: str | Path, m: Measurement, overwrite: bool = False)
     op = m.operator
     kind = op.kind
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    need = m.y.numel() * m.y.element_size() + 4096
+    if m.reference is not None:
+        need += np.asarray(m.reference).nbytes
+    need += sum(np.asarray(a).nbytes for a in op.arrays().values())
+    check_disk(path.parent, need, str(path))  # h5py crashes on a full disk: check first
+    with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as f:
             f.attrs["format"] = FORMAT
             f.attrs["version"] = VERSION
@@ -139,10 +148,6 @@ def write_measurement(path: str | Path, m: Measurement, overwrite: bool = False)
             f.create_dataset("affine", data=np.asarray(m.affine, np.float64))
             f.create_dataset("spacing", data=np.asarray(m.spacing, np.float64))
             f.create_dataset("intensity", data=np.asarray(m.intensity, np.float64))
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path
 
 
@@ -197,8 +202,75 @@ def _dataset(f, name: str, problems: list[str], why: str) -> Any:
     return obj
 
 
+def _links_problems(f) -> list[str]:
+    """HDF5 external / soft links, virtual datasets and external raw storage: refused.
+
+    They make the file read data from other files (an external link is followed by h5py
+    silently), so what is reconstructed would not be what the file holds."""
+    import h5py
+
+    out: list[str] = []
+
+    def walk(group, prefix: str) -> None:
+        for name in group:
+            full = f"{prefix}{name}"
+            link = group.get(name, getlink=True)
+            if isinstance(link, h5py.ExternalLink):
+                out.append(f"{full!r} is an external link to {link.filename}:{link.path}; "
+                           "external links are refused (copy the data into the file)")
+                continue
+            if isinstance(link, h5py.SoftLink):
+                out.append(f"{full!r} is a soft link to {link.path}; links are refused "
+                           "(store the data itself)")
+                continue
+            obj = group.get(name)
+            if isinstance(obj, h5py.Group):
+                walk(obj, full + "/")
+            elif isinstance(obj, h5py.Dataset):
+                if obj.is_virtual:
+                    out.append(f"{full!r} is a virtual dataset (data from other files); refused")
+                elif obj.external:
+                    out.append(f"{full!r} keeps its data in external files; refused")
+
+    walk(f, "")
+    return out
+
+
+def claimed_bytes(kind: str, n_slices: int, image_shape: tuple[int, int],
+                  meas_shape: tuple[int, ...], n_views: int = 0,
+                  maps_shape: tuple[int, ...] | None = None) -> float:
+    """Memory (bytes) reading and reconstructing a measurement of this size needs, roughly.
+
+    Counts the data y (read, then copied to a tensor), the CT system matrix (about 150 bytes per
+    view and pixel while it is built: three bins per footprint and scipy's CSR conversion),
+    coil maps, and the run's volumes (ten float32 copies of (N, H, W), pipeline.estimate_cost).
+    """
+    n = float(max(n_slices, 0))
+    h, w = (float(max(int(v), 0)) for v in image_shape)
+    y_items = n * float(np.prod([max(int(v), 0) for v in meas_shape], dtype=np.float64))
+    total = y_items * (8 if kind != "ct" else 4) * 2
+    if kind == "ct":
+        total += 150.0 * max(n_views, 1) * h * w
+    if maps_shape is not None:
+        total += 8.0 * float(np.prod([max(int(v), 0) for v in maps_shape], dtype=np.float64))
+    total += 10 * 4.0 * n * h * w
+    return total
+
+
+def _size_problem(path_or_what: str, kind: str, n: int, image_shape, meas_shape,
+                  n_views: int = 0, maps_shape=None) -> None:
+    from .files import check_memory
+
+    need = claimed_bytes(kind, n, image_shape, meas_shape, n_views, maps_shape)
+    check_memory(need, f"{path_or_what}: {n} slices of {image_shape[0]}x{image_shape[1]}"
+                 + (f" with {n_views} views" if kind == "ct" else ""))
+
+
 def _validate_open(f) -> tuple[str, dict[str, Any], dict[str, np.ndarray]]:
     """Check an open file; return (kind, operator params, operator arrays) or raise."""
+    links = _links_problems(f)
+    if links:
+        raise MeasurementError("invalid measurement file:\n  - " + "\n  - ".join(links))
     fmt = _attr_str(f, "format")
     if fmt != FORMAT:
         raise MeasurementError(
@@ -230,7 +302,14 @@ def _validate_open(f) -> tuple[str, dict[str, Any], dict[str, np.ndarray]]:
     y = _dataset(f, data_name, problems, f"the measured data of a {kind} file")
     image_shape = None
     if params is not None and "image_shape" in params:
-        image_shape = tuple(int(v) for v in params["image_shape"])
+        try:
+            image_shape = tuple(int(v) for v in params["image_shape"])
+            if len(image_shape) != 2 or min(image_shape) < 1:
+                raise ValueError
+        except (TypeError, ValueError):
+            problems.append(f"operator_params image_shape={params['image_shape']!r} must be two "
+                            "positive integers [H, W]")
+            image_shape = None
     n = None
     if y is not None:
         complex_expected = kind != "ct"
@@ -300,15 +379,28 @@ def _validate_open(f) -> tuple[str, dict[str, Any], dict[str, np.ndarray]]:
                                     f"{y.shape} needs [{y.shape[0]}, {y.shape[1]}, "
                                     f"{y.shape[2]}, {y.shape[3]}]")
                 else:
+                    if image_shape is not None and y is not None:  # bound before reading
+                        _size_problem("the file", kind, int(y.shape[0]), image_shape,
+                                      tuple(y.shape[1:]), maps_shape=tuple(maps.shape))
                     arrays["maps"] = np.asarray(maps[()])
+                    bad = int(arrays["maps"].size - np.count_nonzero(np.isfinite(arrays["maps"])))
+                    if bad:
+                        problems.append(f"'sensitivity_maps' holds {bad} NaN or infinite "
+                                        "value(s); the coil maps are damaged")
                     if params is not None and "n_coils" in params \
                             and params["n_coils"] != maps.shape[-3]:
                         problems.append(f"operator_params n_coils={params['n_coils']} but "
                                         f"'sensitivity_maps' has {maps.shape[-3]} coils")
+    if not problems and y is not None and image_shape is not None:
+        n_views = int(y.shape[1]) if kind == "ct" else 0
+        _size_problem("the file", kind, int(y.shape[0]), image_shape, tuple(y.shape[1:]),
+                      n_views)
     grp = f.get("operator")
     if grp is not None:
         for name, ds in grp.items():
             arrays[name] = np.asarray(ds[()])
+            if arrays[name].dtype.kind in "fc" and not np.all(np.isfinite(arrays[name])):
+                problems.append(f"'operator/{name}' contains NaN or infinite values")
 
     ref = f.get("reference")
     if ref is not None:
@@ -341,6 +433,9 @@ def validate(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.exists():
         raise MeasurementError(f"{path}: no such file; check the path")
+    if not path.is_file():
+        raise MeasurementError(f"{path}: not a regular file (a folder or a device); a "
+                               "measurement is one .h5 file")
     try:
         f = h5py.File(path, "r")
     except OSError as e:
@@ -351,6 +446,8 @@ def validate(path: str | Path) -> dict[str, Any]:
             kind, params, _ = _validate_open(f)
         except MeasurementError as e:
             raise MeasurementError(f"{path}: {e}") from None
+        except ResourceError as e:
+            raise MeasurementError(str(e).replace("the file:", f"{path}:", 1)) from None
         data = f[DATA_NAME[kind]]
         return {"kind": kind, "shape": tuple(data.shape), "operator_params": params,
                 "has_reference": "reference" in f}
@@ -367,6 +464,15 @@ def read_measurement(path: str | Path, device: torch.device | str = "cpu") -> Me
     with h5py.File(path, "r") as f:
         kind, params, arrays = _validate_open(f)
         y_np = np.asarray(f[DATA_NAME[kind]][()])
+        finite = np.isfinite(y_np)
+        if not finite.all():
+            bad_slices = np.flatnonzero(~finite.reshape(finite.shape[0], -1).all(axis=1))
+            shown = ", ".join(map(str, bad_slices[:8])) + (" ..." if len(bad_slices) > 8 else "")
+            raise MeasurementError(
+                f"{path}: {DATA_NAME[kind]!r} holds {int(finite.size - finite.sum())} NaN or "
+                f"infinite value(s) (slice(s) {shown}); the measurement is damaged and cannot "
+                "be reconstructed: re-export it, or drop those slices")
+        del finite
         y = torch.from_numpy(y_np.astype(np.complex64 if kind != "ct" else np.float32))
         reference = np.asarray(f["reference"][()], np.float32) if "reference" in f else None
         affine = np.asarray(f["affine"][()], np.float64)

@@ -19,6 +19,8 @@ the (lo, hi) pair travels with the measurement so results can be written in file
 
 from __future__ import annotations
 
+import contextlib
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -230,6 +232,7 @@ def _read_nifti(path: Path, frame: int | None) -> tuple[np.ndarray, np.ndarray]:
     if len(shape) > 3 and frame is None and int(np.prod(shape[3:])) > 1:
         # fail before reading a possibly large 4D array
         _select_frame(np.empty(shape, dtype=np.uint8), None, str(path))
+    _check_claimed_size(path, shape)
     try:
         arr = np.asarray(img.get_fdata(dtype=np.float32))
     except Exception as e:
@@ -239,6 +242,16 @@ def _read_nifti(path: Path, frame: int | None) -> tuple[np.ndarray, np.ndarray]:
         arr = arr[:, :, None]
     arr = _select_frame(arr, frame, str(path))
     return arr, np.asarray(img.affine, dtype=np.float64)
+
+
+def _check_claimed_size(path: Path, shape: tuple[int, ...]) -> None:
+    """Refuse before reading a header that claims more voxels than memory can hold (a
+    compressed file can claim far more than its size; reading it would exhaust memory)."""
+    from .files import check_memory
+
+    n = float(np.prod([max(int(s), 0) for s in shape], dtype=np.float64))
+    # float32 data, the transposed copy and the [0, 1] copy the pipeline makes
+    check_memory(n * 4 * 3, f"{path} (its header claims {' x '.join(map(str, shape))} voxels)")
 
 
 def _itk_geometry(img) -> np.ndarray:
@@ -280,6 +293,15 @@ def _read_itk_file(path: Path, frame: int | None) -> tuple[np.ndarray, np.ndarra
     import SimpleITK as sitk
 
     try:
+        info = sitk.ImageFileReader()
+        info.SetFileName(str(path))
+        info.ReadImageInformation()
+        size = tuple(info.GetSize()) + (info.GetNumberOfComponents(),)
+    except Exception:  # the full read below reports what is wrong
+        size = None
+    if size is not None:
+        _check_claimed_size(path, size)
+    try:
         img = sitk.ReadImage(str(path))
     except Exception as e:  # RuntimeError from ITK with a long message
         first = str(e).strip().splitlines()[-1] if str(e).strip() else repr(e)
@@ -295,6 +317,81 @@ def dicom_series(folder: str | Path) -> dict[str, int]:
     folder = str(folder)
     uids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(folder) or ()
     return {uid: len(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(folder, uid)) for uid in uids}
+
+
+def _looks_like_dicom(f: Path) -> bool:
+    if f.suffix.lower() == ".dcm":
+        return True
+    try:
+        with open(f, "rb") as fh:
+            head = fh.read(132)
+    except OSError:
+        return False
+    return len(head) == 132 and head[128:132] == b"DICM"
+
+
+def _check_dicom_complete(folder: Path, names: list[str], found: dict[str, int]) -> None:
+    """Refuse a series with unreadable (truncated) files or missing / repeated slices.
+
+    GDCM leaves files it cannot parse out of every series and ITK then stacks the remaining
+    slices with an averaged spacing (only a warning on stderr): the volume would silently have
+    fewer slices at the wrong positions.
+    """
+    import SimpleITK as sitk
+
+    listed: set[str] = set()
+    for uid in found:
+        listed.update(os.path.realpath(n) for n in
+                      sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), uid))
+    orphans = sorted(f.name for f in folder.iterdir() if f.is_file()
+                     and os.path.realpath(f) not in listed and _looks_like_dicom(f))
+    if orphans:
+        shown = ", ".join(orphans[:5]) + (f" and {len(orphans) - 5} more" if len(orphans) > 5
+                                          else "")
+        raise VolumeError(f"{folder}: {len(orphans)} DICOM file(s) could not be read ({shown}): "
+                          "truncated or damaged; copy the series again (the volume would miss "
+                          "those slices)")
+    positions, numbers = [], []
+    normal = None
+    for n in names:
+        r = sitk.ImageFileReader()
+        r.SetFileName(n)
+        try:
+            r.ReadImageInformation()
+        except Exception as e:
+            raise VolumeError(f"{folder}: {Path(n).name} is not a readable DICOM file ({e}); "
+                              "copy the series again") from e
+        keys = set(r.GetMetaDataKeys())
+        if "0020|0032" in keys and "0020|0037" in keys and normal is None:
+            o = [float(v) for v in r.GetMetaData("0020|0037").split("\\")]
+            if len(o) == 6:
+                normal = np.cross(o[:3], o[3:])
+        if "0020|0032" in keys and normal is not None:
+            pos = [float(v) for v in r.GetMetaData("0020|0032").split("\\")]
+            positions.append(float(np.dot(pos, normal)))
+        if "0020|0013" in keys:
+            with contextlib.suppress(ValueError):
+                numbers.append(int(float(r.GetMetaData("0020|0013"))))
+    if len(positions) == len(names) and len(names) >= 2:
+        p = np.sort(np.asarray(positions))
+        d = np.diff(p)
+        step = float(np.median(d))
+        if step <= 1e-6 or np.any(d <= 1e-3 * max(step, 1e-6)):
+            raise VolumeError(f"{folder}: two or more files of the series are at the same slice "
+                              "position (duplicated slices); keep one copy of each")
+        if np.any(np.abs(d - step) > 0.05 * step):
+            k = int(np.argmax(np.abs(d - step)))
+            missing = int(round(d[k] / step)) - 1
+            raise VolumeError(f"{folder}: the slice positions jump from {p[k]:.2f} to "
+                              f"{p[k + 1]:.2f} mm where the series steps by {step:.2f} mm: "
+                              f"{'about ' + str(missing) if missing > 0 else 'some'} slice(s) "
+                              f"are missing ({len(names)} files found); copy the whole series")
+    elif len(numbers) == len(names) and len(names) >= 2:
+        nums = sorted(numbers)
+        gaps = [b for a, b in zip(nums, nums[1:]) if b - a != 1]
+        if gaps:
+            raise VolumeError(f"{folder}: instance numbers {nums[0]}..{nums[-1]} have gaps "
+                              f"({len(names)} files): slices are missing; copy the whole series")
 
 
 def _read_dicom_series(folder: Path, series: str | None, frame: int | None):
@@ -313,8 +410,10 @@ def _read_dicom_series(folder: Path, series: str | None, frame: int | None):
     elif series not in found:
         raise VolumeError(f"{folder}: no DICOM series {series!r}; available: "
                           f"{', '.join(found)}")
+    names = list(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), series))
+    _check_dicom_complete(folder, names, found)
     reader = sitk.ImageSeriesReader()
-    reader.SetFileNames(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), series))
+    reader.SetFileNames(names)
     try:
         img = reader.Execute()
     except Exception as e:
@@ -336,6 +435,8 @@ def write_volume(path: str | Path, volume: Volume | np.ndarray, affine: np.ndarr
     """
     path = Path(path)
     suffix = _suffix(path)
+    if path.is_dir():
+        raise VolumeError(f"{path} is a directory; name a file such as {path / 'volume.nii.gz'}")
     if suffix not in WRITE_SUFFIXES:
         raise VolumeError(f"{path}: cannot write {suffix or 'files without extension'!r}; use one "
                           f"of {', '.join(WRITE_SUFFIXES)}")
@@ -353,12 +454,34 @@ def write_volume(path: str | Path, volume: Volume | np.ndarray, affine: np.ndarr
     aff = _check_affine(aff)
     arr, file_affine = _from_slices(data, aff, axis)
     arr = np.ascontiguousarray(arr, dtype=np.float32)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    from .files import atomic_path, check_disk
+
+    check_disk(path.parent, arr.nbytes + 4096, str(path))
     if suffix in NIFTI_SUFFIXES:
-        _write_nifti(path, arr, file_affine)
+        with atomic_path(path) as tmp:  # a full disk or Ctrl-C never leaves a truncated file
+            _write_nifti(tmp, arr, file_affine)
+    elif suffix == ".mhd":
+        _write_mhd(path, arr, file_affine)
     else:
-        _write_itk(path, arr, file_affine)
+        with atomic_path(path) as tmp:
+            _write_itk(tmp, arr, file_affine)
     return path
+
+
+def _write_mhd(path: Path, arr: np.ndarray, affine: np.ndarray) -> None:
+    """.mhd + its data file: both written in a temporary folder with their final names (the
+    header names its data file), then moved into place, data first."""
+    import shutil
+    import tempfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmpdir = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        _write_itk(tmpdir / path.name, arr, affine)
+        for f in sorted(tmpdir.iterdir(), key=lambda f: f.name == path.name):
+            os.replace(f, path.parent / f.name)
+    finally:
+        shutil.rmtree(tmpdir, ignore_errors=True)
 
 
 def _write_nifti(path: Path, arr: np.ndarray, affine: np.ndarray) -> None:

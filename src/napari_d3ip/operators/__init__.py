@@ -154,6 +154,9 @@ def _volume_tensor(volume: np.ndarray | torch.Tensor) -> tuple[torch.Tensor, np.
     if v.is_complex():
         raise OperatorError("volume must be real-valued (magnitude images in [0, 1])")
     v = v.to(torch.float32)
+    if not bool(torch.isfinite(v).all()):
+        raise OperatorError(f"volume holds {int((~torch.isfinite(v)).sum())} NaN or infinite "
+                            "voxel(s); replace them (numpy.nan_to_num) before simulating")
     return v, v.numpy().copy()
 
 

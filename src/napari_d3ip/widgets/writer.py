@@ -3,6 +3,12 @@
 A reconstruction layer (it carries a run card) is written through `pipeline.save_result`, so
 the file is in the input's intensity units and the card says how it was made; any other image
 layer is written as it is, with the affine from its metadata (or its `scale`).
+
+Only the file the user named may be replaced (napari's save dialog asks first), and it is
+replaced atomically. The run card goes beside it as `<stem>.json` only where that name is free
+or already holds a napari-d3ip run card: a same-name `.json` written by anything else (a BIDS
+sidecar such as `sub-01_T1w.json`) is never replaced; the save is refused before any file is
+touched.
 """
 
 from __future__ import annotations
