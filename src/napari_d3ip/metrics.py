@@ -4,6 +4,9 @@ PSNR of slice n uses the data range max(ref_n) - min(ref_n) of that reference sl
 scikit-image's `structural_similarity` with a 7x7 uniform window and the same per-slice data
 range. Slices whose reference is constant (empty background slices) have no defined range and
 are left out of the means (reported as NaN in the per-slice table).
+
+NaN is never hidden: a slice whose *estimate* holds NaN/inf (a diverged run) makes every mean
+NaN, and `evaluate` lists such slices under "nonfinite_slices".
 """
 
 from __future__ import annotations
@@ -46,21 +49,43 @@ def per_slice(x: np.ndarray, ref: np.ndarray, with_ssim: bool = True) -> list[di
     return rows
 
 
+def _scored(ref: np.ndarray) -> list[int]:
+    """Slices with a defined data range (non-constant reference)."""
+    return [n for n in range(ref.shape[0]) if float(ref[n].max() - ref[n].min()) > 0]
+
+
+def _nonfinite(x: np.ndarray) -> list[int]:
+    x = np.asarray(x)
+    return np.flatnonzero(~np.isfinite(x.reshape(x.shape[0], -1)).all(axis=1)).tolist()
+
+
 def mean_psnr(x: np.ndarray, ref: np.ndarray) -> float:
-    """Mean per-slice PSNR (cheap: used for live progress)."""
-    vals = [psnr(x[n], ref[n]) for n in range(ref.shape[0])]
-    vals = [v for v in vals if not math.isnan(v)]
+    """Mean per-slice PSNR (cheap: used for live progress); NaN if any estimate slice is."""
+    if _nonfinite(x):
+        return float("nan")
+    vals = [psnr(x[n], ref[n]) for n in _scored(ref)]
     return float(np.mean(vals)) if vals else float("nan")
 
 
 def evaluate(x: np.ndarray, ref: np.ndarray) -> dict:
     """The paper's metrics: mean per-slice PSNR/SSIM, volume PSNR, and the per-slice table."""
-    rows = per_slice(x, ref)
-    ok = [r for r in rows if not math.isnan(r["psnr"])]
-    return {
-        "psnr": float(np.mean([r["psnr"] for r in ok])) if ok else float("nan"),
-        "ssim": float(np.mean([r["ssim"] for r in ok])) if ok else float("nan"),
-        "volume_psnr": psnr(x, ref),
-        "slices_scored": len(ok),
+    x = np.asarray(x)
+    bad = _nonfinite(x)
+    if bad:  # scikit-image's SSIM raises on NaN; the numbers must say NaN, not drop slices
+        rows = [{"slice": n, "psnr": float("nan"), "ssim": float("nan")} if n in bad else
+                {"slice": n, "psnr": psnr(x[n], ref[n]), "ssim": ssim(x[n], ref[n])}
+                for n in range(ref.shape[0])]
+    else:
+        rows = per_slice(x, ref)
+    scored = _scored(ref)
+    nan = float("nan")
+    out = {
+        "psnr": float(np.mean([rows[n]["psnr"] for n in scored])) if scored and not bad else nan,
+        "ssim": float(np.mean([rows[n]["ssim"] for n in scored])) if scored and not bad else nan,
+        "volume_psnr": psnr(x, ref) if not bad else nan,
+        "slices_scored": len(scored),
         "per_slice": rows,
     }
+    if bad:
+        out["nonfinite_slices"] = bad
+    return out

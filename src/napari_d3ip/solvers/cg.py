@@ -14,6 +14,13 @@ import torch
 
 LinearMap = Callable[[torch.Tensor], torch.Tensor]
 
+#: stopping tolerance of single-precision systems (relative residual norm, and Rayleigh quotient
+#: of a search direction relative to the first one). It sits well above float32 rounding (a
+#: 64x64 FFT round trip leaves ~1e-6 relative): at 1e-6 the stop/continue decision was taken on
+#: rounding noise, so the same seed gave different volumes for different batch sizes or thread
+#: counts (MRI, gamma None: 0.24 max difference, steps of 1e5 along null-space noise).
+RTOL_SINGLE = 1e-4
+
 
 def batched_dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Real part of <a, b> per slice: (N, ...) x (N, ...) -> (N, 1, ..., 1) broadcastable."""
@@ -40,7 +47,7 @@ def cg(apply_a: LinearMap, b: torch.Tensor, x0: torch.Tensor | None = None, n_it
     else:
         dot = batched_dot
     if rtol is None:
-        rtol = 1e-6 if b.dtype in (torch.float32, torch.complex64, torch.bfloat16) else 1e-12
+        rtol = RTOL_SINGLE if b.dtype in (torch.float32, torch.complex64, torch.bfloat16) else 1e-12
     tiny = 1e-30
     x = torch.zeros_like(b) if x0 is None else x0
     if n_iter <= 0:
