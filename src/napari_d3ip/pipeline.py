@@ -44,6 +44,10 @@ class PipelineError(ValueError):
     """The measurement and the configuration cannot run together; the message says why."""
 
 
+class RunCancelled(Exception):
+    """`should_stop()` said stop in the middle of a step (the GUI closing): no Result."""
+
+
 def slerp(a: torch.Tensor, b: torch.Tensor, w: float) -> torch.Tensor:
     """Spherical interpolation between two noise tensors (keeps their typical norm)."""
     cos = float((a * b).sum() / (a.norm() * b.norm()).clamp_min(1e-12))
@@ -174,8 +178,19 @@ def run_card(config: RunConfig, m: Measurement, prior: Prior | None, device: tor
 
 
 def reconstruct(measurement: Measurement, config: RunConfig,
-                prior: Prior | None = None) -> Generator[Step, None, Result]:
-    """Reconstruct a volume: yields a Step per diffusion step, returns the Result."""
+                prior: Prior | None = None, *,
+                should_stop: Callable[[], bool] | None = None) -> Generator[Step, None, Result]:
+    """Reconstruct a volume: yields a Step per diffusion step, returns the Result.
+
+    Closing the generator cancels between two steps. `should_stop` (optional) is also asked
+    between the network batches and around each adaptation of a step; when it says True the
+    generator raises `RunCancelled` at once instead of finishing the step (a window closing
+    must not wait for a long step).
+    """
+    def check_stop() -> None:
+        if should_stop is not None and should_stop():
+            raise RunCancelled("cancelled during a step")
+
     cfg = config.validate()
     check_finite(measurement)
     device = resolve_device(cfg.device)
@@ -218,13 +233,16 @@ def reconstruct(measurement: Measurement, config: RunConfig,
         ab_next = sched.alpha_bar(grid[i + 1]) if i + 1 < len(grid) else 1.0
         adapt_loss = None
         phase = "sampling"
+        check_stop()
         if adapter.active(t, i):
             phase = "adapting"
             adapt_loss = adapter.adapt(x, t, i)
+            check_stop()
         ts = time.perf_counter()
         eps = torch.empty_like(x)
         x0y = torch.empty_like(x)
         for idx in batches:
+            check_stop()
             for sub, net in adapter.groups(idx):
                 xs = x[sub]
                 if estimator.needs_xt_grad:

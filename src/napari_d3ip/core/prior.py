@@ -52,13 +52,25 @@ def check_regular_file(path: str | Path, what: str, max_bytes: int) -> Path:
     return p
 
 
+class _MetaParameters(torch.overrides.TorchFunctionMode):
+    """Parameters created as `torch.empty` land on the meta device (no memory). Unlike
+    `with torch.device("meta")` it leaves other tensors alone: arithmetic on meta tensors
+    imports torch._dynamo (1 s, holding up a GUI thread)."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func is torch.empty and kwargs.get("device") is None:
+            kwargs["device"] = "meta"
+        return func(*args, **kwargs)
+
+
 def _check_architecture(path: Path, cfg: UNetConfig) -> None:
-    """Compare the card's network (built on the meta device: no memory) with the tensor
-    shapes in the weights file's header, before the real network is allocated."""
+    """Compare the card's network (its parameters on the meta device: no memory) with the
+    tensor shapes in the weights file's header, before the real network is allocated."""
     from safetensors import safe_open
 
     try:
-        with torch.device("meta"):
+        with _MetaParameters():
             shapes = {k: tuple(v.shape) for k, v in UNet(cfg).state_dict().items()}
     except Exception as e:  # an impossible architecture (zero channels, ...)
         raise PriorError(f"the card's architecture {cfg.to_dict()} cannot be built: {e}") from e
