@@ -160,6 +160,7 @@ def test_full_run_streams_and_saves(setup, qtbot, tmp_path):
 
 
 def test_cancel_mid_run(setup, qtbot):
+    from napari_d3ip.widgets.runbar import debounce_seconds
     from napari_d3ip.widgets.state import Phase
 
     viewer, data, rec = setup
@@ -168,6 +169,7 @@ def test_cancel_mid_run(setup, qtbot):
     rec.start()
     handle = rec.run.handle
     qtbot.waitUntil(lambda: rec.ctx.steps >= 2, timeout=TIMEOUT)
+    qtbot.wait(int(debounce_seconds() * 1000) + 50)  # a click right after Run is ignored
     rec.run.button.click()  # Cancel
     assert rec.run.state.phase is Phase.CANCELLING and not rec.run.button.isEnabled()
     qtbot.waitUntil(lambda: rec.run.state.phase is Phase.IDLE, timeout=TIMEOUT)
@@ -245,3 +247,195 @@ def test_parameters_are_remembered(setup, make_napari_viewer_proxy):
     again.restore_defaults()
     assert again.adapter.currentText() == "none" and again.nfe.value() == 50
     again.deleteLater()
+
+
+# -- issue 14: nothing frozen ------------------------------------------------------------------
+def _slow_reconstruct(step_seconds: float = 5.0):
+    """A fake pipeline.reconstruct whose second step takes `step_seconds` unless stopped."""
+    import time
+
+    from napari_d3ip.events import Step
+    from napari_d3ip.pipeline import RunCancelled
+
+    def run(measurement, config, prior=None, *, should_stop=None):
+        n = measurement.n_slices
+        est = np.zeros((n, *measurement.image_shape), np.float32)
+        yield Step(0, 980, 3, "sampling", est, loss=1.0, elapsed=0.1, eta=10.0)
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < step_seconds:
+            if should_stop is not None and should_stop():
+                raise RunCancelled("stopped")
+            time.sleep(0.01)
+        yield Step(1, 500, 3, "sampling", est, loss=1.0, elapsed=5.0, eta=5.0)
+        raise AssertionError("the run should have been stopped")
+
+    return run
+
+
+def test_activity_dock_progress_is_off_by_default(setup):
+    viewer, data, rec = setup
+    assert not rec.activity.isChecked() and not rec.run.activity
+    assert not rec.show_views.isChecked()  # the views are built on request, not by a run
+
+
+def test_form_locked_double_click_and_measurement_identity(setup, qtbot, monkeypatch):
+    import napari_d3ip.pipeline as pipeline
+    from napari_d3ip.widgets import layers as L
+    from napari_d3ip.widgets.state import Phase
+
+    viewer, data, rec = setup
+    monkeypatch.setattr(pipeline, "reconstruct", _slow_reconstruct(3.0))
+    layer = rec.current_layer()
+    m = layer.metadata[L.MEASUREMENT]
+    rec.run.button.click()
+    rec.run.button.click()  # the second click of a double click: ignored, the run goes on
+    assert rec.run.state.phase is Phase.PREPARING or rec.run.state.running
+    locked = [w for w in rec._form_widgets() if w.isEnabled()]
+    assert not locked, locked
+    assert rec.lock_label.isVisible() or "locked" in rec.lock_label.text()
+    assert "form is locked" in rec.lock_label.text() and "dds/none" in rec.lock_label.text()
+    # removing the measurement layer: the picker says so and picks nothing else
+    viewer.layers.remove(layer)
+    assert rec.current_layer() is None and "removed" in rec.measurement.currentText()
+    assert "removed" in rec.operator_label.text()
+    assert rec.ctx.measurement is m  # the run keeps what it started from
+    rec.run.shutdown()
+    qtbot.waitUntil(lambda: not rec.run.state.active, timeout=TIMEOUT)
+    assert all(w.isEnabled() for w in rec._form_widgets()) and not rec.lock_label.isVisible()
+    assert not rec.start() and "no measurement" in rec.cost.text()
+
+
+def test_viewer_close_cancels_at_once(setup, qtbot, monkeypatch):
+    import time
+
+    import napari_d3ip.pipeline as pipeline
+
+    viewer, data, rec = setup
+    monkeypatch.setattr(pipeline, "reconstruct", _slow_reconstruct(30.0))
+    rec.start()
+    handle = rec.run.handle
+    qtbot.waitUntil(lambda: rec.ctx.steps >= 1, timeout=TIMEOUT)
+    t0 = time.perf_counter()
+    viewer.close()
+    assert time.perf_counter() - t0 < 5.0  # was: waited for the step (here 30 s)
+    assert handle.cancelled and handle.stopped.wait(10)
+
+
+def test_closing_the_dock_cancels_the_run(setup, qtbot, monkeypatch):
+    import napari_d3ip.pipeline as pipeline
+
+    viewer, data, rec = setup
+    monkeypatch.setattr(pipeline, "reconstruct", _slow_reconstruct(30.0))
+    rec.start()
+    handle = rec.run.handle
+    qtbot.waitUntil(lambda: rec.ctx.steps >= 1, timeout=TIMEOUT)
+    viewer.window.remove_dock_widget(rec)  # what the dock's close button does
+    assert handle.cancelled and handle.stopped.wait(10)
+
+
+def test_gui_presets_are_exactly_from_preset(setup):
+    from napari_d3ip.config import from_preset, presets
+
+    viewer, data, rec = setup
+    for name in presets():
+        rec.preset.setCurrentText(name)
+        got = rec.config().to_dict()
+        want = from_preset(name, prior=rec.prior.value(), device=rec.device.currentText(),
+                           seed=rec.seed.value()).to_dict()
+        assert got == want, (name, {k: (got[k], want[k]) for k in got if got[k] != want[k]})
+    rec.preset.setCurrentText("mri3d")
+    assert rec.config().gamma == 5.0 and rec.adv["gamma"].text() == "5.000"
+    rec.preset.setCurrentText("sv-ct")
+    assert rec.config().gamma is None and rec.adv["gamma"].text() == "none"
+
+
+def test_estimate_is_calibrated_then_replaced_by_the_measured_eta(setup, qtbot):
+    from napari_d3ip.widgets.state import Phase
+
+    viewer, data, rec = setup
+    assert "rough" in rec.cost.text() and "2-core" in rec.cost.text()
+    rec.update_interval = 0.0
+    rec.start()
+    qtbot.waitUntil(lambda: rec.ctx.steps >= 1, timeout=TIMEOUT)
+    assert rec.cost.text().startswith("measured on this machine")
+    qtbot.waitUntil(lambda: rec.run.state.phase is Phase.DONE, timeout=TIMEOUT)
+    rec._update_cost()
+    assert "on this machine (cpu, calibrated" in rec.cost.text()
+
+
+def test_docks_fit_a_1000_pixel_screen_and_views_are_labelled(setup, qtbot):
+    viewer, data, rec = setup
+    for w in (rec, data):
+        assert w.minimumSizeHint().height() < 400, type(w).__name__  # they scroll
+    rec.window().resize(1600, 1000)
+    rec.start()
+    labels = tuple(viewer.dims.axis_labels[-3:])
+    assert labels == ("axial (I→S)", "coronal (P→A)", "sagittal (L→R)"), labels
+    from napari_d3ip.widgets.common import camera_of
+
+    camera_of(viewer).zoom = 17.0
+    assert rec.views.reset_btn.isEnabled()
+    rec.views.reset_btn.click()
+    assert camera_of(viewer).zoom != 17.0
+    rec.run.shutdown()
+
+
+def test_anatomical_labels_follow_the_affine():
+    from napari_d3ip.widgets.reconstruct_widget import anatomical_labels
+
+    assert anatomical_labels(np.eye(4)) == ("sagittal (L→R)", "coronal (P→A)", "axial (I→S)")
+    flipped = np.diag([-1.0, 1.0, -2.0, 1.0])[[2, 1, 0, 3]]
+    assert anatomical_labels(flipped)[0] == "axial (S→I)"
+    oblique = np.eye(4)
+    oblique[:3, :3] = [[0.7, 0.7, 0], [0.7, 0.7, 0.1], [0, 0, 1]]
+    assert anatomical_labels(oblique) == ("slice", "row", "col")
+
+
+def test_live_plot_has_axes(qtbot):
+    from napari_d3ip.widgets.plot import LivePlot
+
+    p = LivePlot()
+    qtbot.addWidget(p)
+    p.clear(6)
+    for k, (loss, psnr) in enumerate([(1.0, 10.0), (0.1, 14.0), (0.01, 20.0)]):
+        p.add(k, loss, psnr, 6)
+    ax = p.axis_labels()
+    assert ax["x"] == ["0", "5", "step"] and ax["loss"] == ["1", "0.01"]
+    assert ax["psnr"] == ["20.0", "10.0 dB"]
+    p.resize(300, 120)
+    assert not p.grab().isNull()
+
+
+def test_prior_scale_warning_is_shown_before_the_run(setup, tmp_path):
+    from conftest import make_tiny_prior
+
+    viewer, data, rec = setup
+    path = make_tiny_prior(image_size=16).save(tmp_path / "p16.safetensors")
+    rec.prior.set_value(str(path))
+    assert rec.start()
+    assert "trained for 16-pixel slices, these are 32x32" in rec.cost.text()
+    rec.run.shutdown()
+
+
+def test_the_clock_runs_during_the_first_step(make_napari_viewer_proxy, qtbot):
+    from napari_d3ip.widgets.runbar import RunBar
+
+    class Handle:  # a worker that never reports: a very long first step
+        def start(self):
+            pass
+
+        def cancel(self):
+            pass
+
+        def stop(self, timeout=0.0):
+            return True
+
+    bar = RunBar(make_napari_viewer_proxy(), "test")
+    qtbot.addWidget(bar)
+    bar.begin(Handle(), "x", 10)
+    qtbot.wait(1300)
+    assert "elapsed (ETA after the first step)" in bar.bar.format()
+    assert bar.step("sampling", 1, 10, eta=90.0)
+    assert "ETA 1:30" in bar.bar.format() and "elapsed" in bar.bar.format()
+    bar.shutdown()
+    assert not bar.state.active

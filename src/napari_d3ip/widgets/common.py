@@ -20,6 +20,13 @@ def available_devices() -> list[str]:
     return out
 
 
+def camera_of(viewer):
+    """The viewer's camera: `viewer.scene.camera` (napari >= 0.9), else `viewer.camera`."""
+    scene = getattr(viewer, "scene", None)
+    cam = getattr(scene, "camera", None) if scene is not None else None
+    return cam if cam is not None else viewer.camera
+
+
 def shipped() -> list[str]:
     try:
         from ..core.prior import shipped_priors

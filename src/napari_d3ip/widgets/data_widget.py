@@ -12,15 +12,18 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
+    QFrame,
     QGroupBox,
     QHBoxLayout,
     QLabel,
     QPushButton,
+    QScrollArea,
     QSpinBox,
     QStackedWidget,
     QVBoxLayout,
@@ -50,9 +53,19 @@ class DataWidget(QWidget):
         self.added: list[Any] = []  # layers added by the last simulate/open
         self._images: list[Any] = []
 
-        lay = QVBoxLayout(self)
+        outer = QVBoxLayout(self)  # everything scrolls: the dock fits a 1000-pixel screen
+        outer.setContentsMargins(0, 0, 0, 0)
+        self.scroll = QScrollArea()
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        content = QWidget()
+        self.scroll.setWidget(content)
+        outer.addWidget(self.scroll)
+        lay = QVBoxLayout(content)
         sim = QGroupBox("Simulate from a fully sampled volume")
         form = QFormLayout(sim)
+        form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
         self.image = QComboBox()
         self.image.setToolTip("a 3D image layer (slices, H, W); its intensities are scaled "
                               "to [0, 1] and mapped back when saving")

@@ -92,6 +92,16 @@ class OrthoViews:
     def toggle_3d(self) -> None:
         self.viewer.dims.ndisplay = 3 if self.viewer.dims.ndisplay == 2 else 2
 
+    def reset_cameras(self) -> int:
+        """Fit every view (the main canvas and the two orthogonal ones) to the data, through
+        the public `ViewerModel.reset_view`; returns how many views were reset."""
+        self.viewer.reset_view()
+        n = 1
+        for vm in self.view_models():
+            vm.reset_view()
+            n += 1
+        return n
+
 
 class ViewControls(QWidget):
     """'Orthogonal views' checkbox (when the plugin exists) + plane buttons + a 3D toggle."""
@@ -118,6 +128,10 @@ class ViewControls(QWidget):
         self.btn_3d.setToolTip("toggle 3D rendering")
         self.btn_3d.clicked.connect(lambda _=False: self.views.toggle_3d())
         lay.addWidget(self.btn_3d)
+        self.reset_btn = QPushButton("Reset view")
+        self.reset_btn.setToolTip("fit the volume in every view again (zoom and pan)")
+        self.reset_btn.clicked.connect(lambda _=False: self.views.reset_cameras())
+        lay.addWidget(self.reset_btn)
 
     def _on_ortho(self, on: bool) -> None:
         if on:
@@ -126,11 +140,26 @@ class ViewControls(QWidget):
             self.views.hide()
 
     def open(self) -> bool:
-        """Open the orthogonal views (checks the box); False when only the fallback exists."""
+        """Open the orthogonal views (checks the box); False when only the fallback exists.
+
+        The plugin shows them from the event loop; once shown, every view is fitted to the
+        data (they opened cropped otherwise)."""
         if not self.views.available:
             return False
         if not self.ortho.isChecked():
             self.ortho.setChecked(True)
         else:
             self.views.show()
+        self._fit_when_shown(20)
         return True
+
+    def _fit_when_shown(self, tries: int) -> None:
+        import contextlib
+
+        from qtpy.QtCore import QTimer
+
+        with contextlib.suppress(RuntimeError, AttributeError):  # the viewer may be gone
+            if self.views.is_shown():
+                self.views.reset_cameras()
+            elif tries > 0:
+                QTimer.singleShot(100, lambda: self._fit_when_shown(tries - 1))

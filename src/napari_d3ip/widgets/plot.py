@@ -1,7 +1,8 @@
 """A tiny live plot of data loss and PSNR per step, painted with QPainter.
 
 Cheap enough to repaint on every step (no matplotlib figure to rebuild), and readable in a
-narrow dock: loss on a log scale (left, blue), PSNR in dB (right, orange), last values as text.
+narrow dock: loss on a log scale (left axis, blue), PSNR in dB (right axis, orange), the step
+on the horizontal axis, last values as text.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ class LivePlot(QWidget):
         self.total = 0
         self.setMinimumHeight(80)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
-        self.setFixedHeight(96)
+        self.setFixedHeight(120)
         self.setToolTip("data loss |Ax − y|² (blue, log scale) and PSNR vs reference "
                         "(orange, dB) per diffusion step")
 
@@ -59,12 +60,44 @@ class LivePlot(QWidget):
             (path.moveTo if k == 0 else path.lineTo)(QPointF(px, py))
         return path, lo, hi
 
+    def axis_labels(self) -> dict[str, list[str]]:
+        """The tick labels drawn on each axis: 'x' (step), 'loss' (left), 'psnr' (right)."""
+        out: dict[str, list[str]] = {"x": ["0", f"{max(self.total - 1, 0)}", "step"],
+                                     "loss": [], "psnr": []}
+        if self.loss:
+            _, lo, hi = self._path(self.loss, QRectF(0, 0, 1, 1))
+            out["loss"] = [f"{10 ** hi:.2g}", f"{10 ** lo:.2g}"]
+        if self.psnr:
+            _, lo, hi = self._path(self.psnr, QRectF(0, 0, 1, 1))
+            out["psnr"] = [f"{hi:.1f}", f"{lo:.1f} dB"]
+        return out
+
     def paintEvent(self, event) -> None:  # noqa: N802 (Qt API)
         p = QPainter(self)
         p.setRenderHint(QPainter.RenderHint.Antialiasing)
-        r = QRectF(self.rect()).adjusted(4, 16, -4, -4)
+        fm = p.fontMetrics()
+        labels = self.axis_labels()
+        left = max([fm.horizontalAdvance(t) for t in labels["loss"]] + [0]) + 6
+        right = max([fm.horizontalAdvance(t) for t in labels["psnr"]] + [0]) + 6
+        r = QRectF(self.rect()).adjusted(left, 16, -right, -4 - fm.height())
+        grey = QColor(150, 150, 150)
         p.setPen(QPen(QColor(128, 128, 128, 120), 1))
         p.drawRect(r)
+        # axes: step below, loss (log) on the left, PSNR on the right; min and max of each
+        p.setPen(grey)
+        base = r.bottom() + fm.ascent() + 2
+        p.drawText(QPointF(r.left(), base), labels["x"][0])
+        end = labels["x"][1]
+        p.drawText(QPointF(r.right() - fm.horizontalAdvance(end), base), end)
+        mid = labels["x"][2]
+        p.drawText(QPointF(r.center().x() - fm.horizontalAdvance(mid) / 2, base), mid)
+        for series, color, x_of in (("loss", LOSS_COLOR, lambda t: r.left() - 3 - fm.horizontalAdvance(t)),
+                                    ("psnr", PSNR_COLOR, lambda t: r.right() + 3)):
+            if labels[series]:
+                hi_t, lo_t = labels[series]
+                p.setPen(color)
+                p.drawText(QPointF(x_of(hi_t), r.top() + fm.ascent()), hi_t)
+                p.drawText(QPointF(x_of(lo_t), r.bottom()), lo_t)
         text = []
         if len(self.loss) >= 1:
             path, _, _ = self._path(self.loss, r)

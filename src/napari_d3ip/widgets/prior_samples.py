@@ -2,6 +2,11 @@
 
 A quick look at what a prior has learned (ellipse phantoms for the shipped one) before using
 it for reconstruction. The sampling runs in a thread worker; the layer updates ~2×/s.
+
+The samples are one 2D montage layer placed at the centre of the current view: a 2D layer is
+drawn at every slice of a 3D viewer, so it is visible where the user is looking even with a
+brain loaded (a stack of N slices sat at world slices 0..N-1, outside the brain's current
+slice). The (N, H, W) stack itself is in the layer's metadata ("d3ip_samples").
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import numpy as np
 from qtpy.QtWidgets import QComboBox, QFormLayout, QPushButton, QSpinBox, QVBoxLayout, QWidget
 
 from . import layers as L
-from .common import PriorPicker, available_devices, error_text, shipped
+from .common import PriorPicker, available_devices, camera_of, error_text, shipped
 from .runbar import RunBar
 from .state import ParamStore
 from .workers import SampleUpdate, prior_samples_worker
@@ -53,6 +58,7 @@ class PriorSamplesWidget(QWidget):
         lay.addLayout(form)
         self.run = RunBar(napari_viewer, "Prior samples")
         self.run.run_requested.connect(self.start)
+        self.run.watch(self)  # closing the dock cancels the sampling
         lay.addWidget(self.run)
         self.defaults_btn = QPushButton("Restore defaults")
         self.defaults_btn.clicked.connect(self.restore_defaults)
@@ -94,12 +100,16 @@ class PriorSamplesWidget(QWidget):
         self.run.begin(handle, f"loading {label}", v["nfe"])
 
     def _show(self, image: np.ndarray) -> None:
+        grid = montage(image)
         if self.layer is None or self.layer not in self.viewer.layers:
+            cy, cx = (float(v) for v in tuple(camera_of(self.viewer).center)[-2:])
             self.layer = self.viewer.add_image(
-                image, name=self._name, contrast_limits=(0.0, 1.0), colormap="gray",
-                metadata={L.ROLE: "samples"})
+                grid, name=self._name, contrast_limits=(0.0, 1.0), colormap="gray",
+                translate=(cy - grid.shape[0] / 2, cx - grid.shape[1] / 2),
+                metadata={L.ROLE: "samples", "d3ip_samples": image})
         else:
-            self.layer.data = image
+            self.layer.data = grid
+            self.layer.metadata["d3ip_samples"] = image
 
     def _on_update(self, u: SampleUpdate) -> None:
         if not self.run.step("sampling", u.index + 1, u.total):
@@ -114,3 +124,15 @@ class PriorSamplesWidget(QWidget):
 
     def _on_error(self, exc: Exception) -> None:
         self.run.fail(error_text(exc), exc)
+
+
+def montage(stack: np.ndarray, gap: int = 2) -> np.ndarray:
+    """(N, H, W) → one 2D image, ceil(sqrt(N)) samples a row, `gap` pixels between them."""
+    n, h, w = stack.shape
+    cols = int(np.ceil(np.sqrt(n)))
+    rows = int(np.ceil(n / cols))
+    out = np.zeros((rows * (h + gap) - gap, cols * (w + gap) - gap), np.float32)
+    for k in range(n):
+        r, c = divmod(k, cols)
+        out[r * (h + gap): r * (h + gap) + h, c * (w + gap): c * (w + gap) + w] = stack[k]
+    return out

@@ -9,6 +9,7 @@ the measurement it started from: changing the picker mid-run changes nothing for
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,10 +22,12 @@ from qtpy.QtWidgets import (
     QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
+    QFrame,
     QHBoxLayout,
     QLabel,
     QMessageBox,
     QPushButton,
+    QScrollArea,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -45,6 +48,8 @@ CUSTOM = "(custom)"
 ADVANCED: dict[str, tuple[str, float, float, float, str]] = {
     "eta": ("float", 0.0, 1.0, 0.05, "DDIM stochasticity η (0 = deterministic)"),
     "cg_steps": ("int", 0, 200, 1, "conjugate-gradient steps of data consistency per step"),
+    "gamma": ("float", 0.0, 1e4, 0.5, "data weight γ: (I + γAᴴA) x = x̂0 + γAᴴy; 'none' "
+              "solves AᴴA x = Aᴴy from x̂0 (the MRI presets use γ = 5)"),
     "k_slices": ("int", 1, 1024, 1, "K: slices used for each adaptation step (D3IP)"),
     "adapt_iters": ("int", 0, 200, 1, "I: LoRA optimiser iterations per adaptation step"),
     "lr": ("float", 1e-6, 1.0, 5, "LoRA learning rate"),
@@ -64,8 +69,14 @@ def _defaults() -> dict[str, Any]:
     priors = shipped()
     if priors and out["prior"] not in priors:
         out["prior"] = priors[0]
-    out.update(preset=CUSTOM, show_views=True, activity=True)
+    out["gamma"] = 0.0 if out["gamma"] is None else float(out["gamma"])  # 0 shows as "none"
+    out.update(preset=CUSTOM, show_views=False, activity=False)
     return out
+
+
+def _gamma_value(v: float) -> float | None:
+    """The gamma control's value as a RunConfig field (its minimum, 0, reads "none")."""
+    return None if v <= 0 else float(v)
 
 
 @dataclass
@@ -90,16 +101,33 @@ class ReconstructWidget(QWidget):
         super().__init__(parent)
         self.viewer = napari_viewer
         self.store = ParamStore("reconstruct", _defaults())
+        self.calibration = ParamStore("calibration", {"seconds_per_estimated": 0.0,
+                                                      "device": ""})
         self.ctx: RunContext | None = None  # the current or last run
         self._applying = False
         self._measurement_layers: list[Any] = []
+        self._selected: Any = None  # the measurement layer the user picked (by identity)
+        self._removed_name = ""
         self.update_interval = DEFAULT_INTERVAL  # seconds between redraws of the estimate
+        self._draw_cost = 0.0  # GUI seconds the last redraw took
+        self._drawn_at = 0.0
 
-        lay = QVBoxLayout(self)
+        # everything scrolls: the dock fits a 1000-pixel-high screen whatever the sections
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        self.scroll = QScrollArea()
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        content = QWidget()
+        self.scroll.setWidget(content)
+        outer.addWidget(self.scroll)
+        lay = QVBoxLayout(content)
         form = QFormLayout()
+        form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
         self.measurement = QComboBox()
         self.measurement.setToolTip("a measurement layer made by 'D3IP: Data' or read from .h5")
-        self.measurement.currentIndexChanged.connect(self._on_measurement)
+        self.measurement.currentIndexChanged.connect(self._on_pick)
         form.addRow("measurement", self.measurement)
         self.operator_label = QLabel("–")
         self.operator_label.setWordWrap(True)
@@ -142,15 +170,24 @@ class ReconstructWidget(QWidget):
         self.cost = QLabel("")
         self.cost.setWordWrap(True)
         lay.addWidget(self.cost)
+        self.lock_label = QLabel("")
+        self.lock_label.setWordWrap(True)
+        self.lock_label.setVisible(False)
+        lay.addWidget(self.lock_label)
 
         self.views = ViewControls(napari_viewer)
         self.show_views = QCheckBox("open 3 views on Run")
+        self.show_views.setToolTip("off by default: the two extra views take seconds to build "
+                                   "under software OpenGL (Xvfb, VNC); tick '3 views' above to "
+                                   "open them once, before a run")
         self.show_views.setVisible(self.views.views.available)
         lay.addWidget(self.views)
         lay.addWidget(self.show_views)
 
         self.run = RunBar(napari_viewer, "D3IP reconstruction")
         self.run.run_requested.connect(self.start)
+        self.run.state.connect(self._on_state)
+        self.run.watch(self)  # closing the dock cancels the run
         lay.addWidget(self.run)
         self.plot = LivePlot()
         lay.addWidget(self.plot)
@@ -208,6 +245,8 @@ class ReconstructWidget(QWidget):
                     w.setDecimals(3)
                     w.setSingleStep(step)
                 w.setRange(lo, hi)
+                if name == "gamma":
+                    w.setSpecialValueText("none")
             w.setToolTip(tip)
             form.addRow(name, w)
             self.adv[name] = w
@@ -223,8 +262,9 @@ class ReconstructWidget(QWidget):
                              "times slower. off gives the same numbers on every machine.")
         form.addRow("bf16", self.bf16)
         self.activity = QCheckBox("progress in napari's activity dock")
-        self.activity.setToolTip("napari animates a status-bar spinner meanwhile; without a "
-                                 "GPU-backed display that costs about half a CPU core")
+        self.activity.setToolTip("off by default: napari animates a status-bar spinner and runs "
+                                 "the event loop in every progress update; without a GPU-backed "
+                                 "display (Xvfb, VNC) that made each step several times slower")
         form.addRow("", self.activity)
         add(inner)
         return box
@@ -298,8 +338,16 @@ class ReconstructWidget(QWidget):
         preset = v.pop("preset")
         v.pop("show_views")
         v.pop("activity")
-        return RunConfig.from_dict({**RunConfig().to_dict(), **v,
-                                    "preset": None if preset == CUSTOM else preset})
+        v["gamma"] = _gamma_value(v["gamma"])
+        if preset != CUSTOM:  # the same code as the CLI: the preset's every field (gamma too)
+            from ..config import from_preset
+
+            base = from_preset(preset).to_dict()
+            for k in ("lr",):  # spin boxes round; an untouched field keeps the preset's value
+                if abs(float(v[k]) - float(base[k])) <= 0.5 * 10 ** -self.adv[k].decimals():
+                    v[k] = base[k]
+            return RunConfig.from_dict({**base, **v, "preset": preset})
+        return RunConfig.from_dict({**RunConfig().to_dict(), **v, "preset": None})
 
     def _on_preset(self, name: str) -> None:
         if self._applying or name == CUSTOM:
@@ -315,6 +363,7 @@ class ReconstructWidget(QWidget):
         keep_user = ("prior", "device", "seed", "preset")  # the user's choices, not the method's
         values = {k: base[k] for k in self._fields if k in base and k not in keep_user}
         values.update({k: val for k, val in cfg.items() if k not in keep_user})
+        values["gamma"] = 0.0 if values.get("gamma") is None else float(values["gamma"])
         self.set_values(values)
 
     def _on_field(self, *_: Any) -> None:
@@ -328,34 +377,60 @@ class ReconstructWidget(QWidget):
 
     # -- measurement picker --------------------------------------------------------------
     def _refresh_measurements(self, event: Any = None) -> None:
+        """Rebuild the picker; the chosen layer is followed by identity. When it is removed the
+        picker says so and picks nothing (never silently another measurement); a newly added
+        measurement is picked unless a run is live (the form is locked then)."""
         try:
-            current = self.current_layer()
             layers = [ly for ly in self.viewer.layers
                       if L.MEASUREMENT in getattr(ly, "metadata", {})]
             inserted = getattr(event, "value", None) if event is not None else None
+            current = self._selected
+            if current is not None and current not in layers:
+                self._removed_name = str(getattr(current, "name", ""))
+                self._selected = current = None
+            if inserted in layers and not self.run.state.active:
+                self._selected = current = inserted
+                self._removed_name = ""
+            elif current is None and not self._removed_name and layers:
+                self._selected = current = layers[0]
             self._measurement_layers = layers
             self.measurement.blockSignals(True)
             self.measurement.clear()
             self.measurement.addItems([ly.name for ly in layers])
-            pick = inserted if inserted in layers else current
-            if pick in layers:
-                self.measurement.setCurrentIndex(layers.index(pick))
+            if current in layers:
+                self.measurement.setCurrentIndex(layers.index(current))
+            else:
+                placeholder = (f"‹{self._removed_name} was removed: pick a measurement›"
+                               if self._removed_name else "‹no measurement›")
+                self.measurement.insertItem(0, placeholder)
+                self.measurement.setCurrentIndex(0)
             self.measurement.blockSignals(False)
             self._on_measurement()
         except RuntimeError:  # the widget was deleted while the viewer still emits
             pass
 
     def current_layer(self) -> Any:
-        i = self.measurement.currentIndex()
-        return self._measurement_layers[i] if 0 <= i < len(self._measurement_layers) else None
+        """The measurement layer the user picked (None after it was removed)."""
+        return self._selected if self._selected in self._measurement_layers else None
 
     def current_measurement(self) -> Any:
         layer = self.current_layer()
         return None if layer is None else layer.metadata.get(L.MEASUREMENT)
 
+    def _on_pick(self, i: int) -> None:
+        """The user chose entry `i` of the picker (a placeholder entry picks nothing)."""
+        n_extra = self.measurement.count() - len(self._measurement_layers)
+        if 0 <= i - n_extra < len(self._measurement_layers):
+            self._selected = self._measurement_layers[i - n_extra]
+            self._removed_name = ""
+        self._on_measurement()
+
     def _on_measurement(self, *_: Any) -> None:
         m = self.current_measurement()
-        if m is None:
+        if m is None and self._removed_name:
+            self.operator_label.setText(f"– the layer {self._removed_name!r} was removed; pick "
+                                        "another measurement")
+        elif m is None:
             self.operator_label.setText("– (simulate or open one with 'D3IP: Data')")
         else:
             h, w = m.image_shape
@@ -365,6 +440,8 @@ class ReconstructWidget(QWidget):
         self._update_cost()
 
     def _update_cost(self) -> None:
+        if self.run.state.active:  # the run's own measurements (ETA, warnings) are shown
+            return
         m = self.current_measurement()
         if m is None:
             self.cost.setText("")
@@ -372,12 +449,63 @@ class ReconstructWidget(QWidget):
         try:
             from ..pipeline import estimate_cost
 
-            c = estimate_cost(m, self.config())
+            cfg = self.config()
+            c = estimate_cost(m, cfg)
         except Exception as e:  # an invalid field: say which
             self.cost.setText(f"⚠ {error_text(e)}")
             return
-        self.cost.setText(f"estimate: ≈ {fmt_seconds(c['seconds'])} on CPU, "
-                          f"≈ {c['memory_bytes'] / 2**20:.0f} MB")
+        factor, device = self._calibration(cfg)
+        if factor > 0:
+            when = (f"≈ {fmt_seconds(c['seconds'] * factor)} on this machine ({device}, "
+                    "calibrated on its last run)")
+        else:
+            when = (f"≈ {fmt_seconds(c['seconds'])} on a 2-core CPU (rough; the real ETA "
+                    "follows the first step)")
+        self.cost.setText(f"estimate: {when}, ≈ {c['memory_bytes'] / 2**20:.0f} MB")
+
+    def _calibration(self, cfg: RunConfig) -> tuple[float, str]:
+        """Measured seconds per estimated second on this machine and device (0: unknown)."""
+        try:
+            from ..core.prior import resolve_device
+
+            device = str(resolve_device(cfg.device))
+        except Exception:  # no CUDA: the estimate stays uncalibrated
+            return 0.0, ""
+        c = self.calibration.load()
+        f = float(c.get("seconds_per_estimated") or 0.0)
+        return (f, device) if c.get("device") == device and f > 0 else (0.0, device)
+
+    def _calibrate(self, ctx: RunContext, step_index: int, elapsed: float) -> None:
+        """After a step: measured time per estimated time (steps done), remembered."""
+        try:
+            from ..core.prior import resolve_device
+            from ..pipeline import estimate_cost
+
+            est = estimate_cost(ctx.measurement, ctx.config)["seconds"]
+            total = ctx.config.tv_iters if ctx.config.solver == "admm-tv" else ctx.config.nfe
+            done = (step_index + 1) / max(total, 1)
+            if est > 0 and done > 0 and elapsed > 0:
+                self.calibration.save({"seconds_per_estimated": elapsed / (est * done),
+                                       "device": str(resolve_device(ctx.config.device))})
+        except Exception:  # calibration is a convenience
+            pass
+
+    # -- locked form while a run is live ------------------------------------------------------
+    def _form_widgets(self) -> list[Any]:
+        return [self.measurement, self.preset, self.prior, self.defaults_btn,
+                self.show_views, self.activity, *self._fields.values()]
+
+    def _on_state(self, state: Any) -> None:
+        locked = bool(state.active)
+        for w in self._form_widgets():
+            w.setEnabled(not locked)
+        if locked and self.ctx is not None:
+            c = self.ctx.config
+            self.lock_label.setText(
+                f"🔒 running {c.solver}/{c.adapter}, {c.nfe} steps, preset "
+                f"{c.preset or 'custom'} on {self.ctx.source}: the form is locked until the run "
+                "ends (Cancel to change it)")
+        self.lock_label.setVisible(locked)
 
     # -- run -----------------------------------------------------------------------------
     def start(self) -> bool:
@@ -398,8 +526,18 @@ class ReconstructWidget(QWidget):
         source = str(layer.metadata.get(L.SOURCE) or layer.name.split(" ")[0])
         self.ctx = RunContext(measurement=m, source=source, config=cfg,
                               name=L.result_name(cfg, source))
-        self.plot.clear(cfg.nfe)
+        self.plot.clear(cfg.nfe if cfg.solver != "admm-tv" else cfg.tv_iters)
         self.save_btn.setEnabled(False)
+        warning = prior_scale_warning(cfg, m)
+        self.ctx.extra["prior_scale_warning"] = warning
+        if warning:
+            self.cost.setText(f"⚠ {warning}")
+            with contextlib.suppress(Exception):
+                from napari.utils.notifications import show_warning
+
+                show_warning(warning)
+        else:
+            self.cost.setText(self.cost.text().replace("estimate:", "estimate before the run:"))
         handle = reconstruct_worker(m, cfg, interval=self.update_interval)
         w = handle.worker
         ctx = self.ctx
@@ -409,28 +547,58 @@ class ReconstructWidget(QWidget):
         self.run.activity = self.activity.isChecked()
         total = cfg.tv_iters if cfg.solver == "admm-tv" else cfg.nfe
         self.run.begin(handle, f"{cfg.solver}/{cfg.adapter} on {source}", total)
+        # the result layer and the views are built now, while the worker prepares (loads the
+        # prior), not when the first estimate arrives; later updates only replace the data
+        self._prepare_display(ctx)
         return True
 
     def cancel(self) -> None:
         self.run.cancel()
 
+    def _prepare_display(self, ctx: RunContext) -> None:
+        m = ctx.measurement
+        blank = np.zeros((m.n_slices, *m.image_shape), np.float32)
+        kwargs = L.result_kwargs(ctx.name, m, ctx.config)
+        ctx.layer = self.viewer.add_image(blank, **kwargs)
+        set_anatomical_labels(self.viewer, m.affine)
+        if self.show_views.isChecked():
+            self.views.open()
+
     def _draw(self, ctx: RunContext, image: np.ndarray) -> None:
+        import time
+
+        t0 = time.perf_counter()
         if ctx.layer is None:
             kwargs = L.result_kwargs(ctx.name, ctx.measurement, ctx.config)
             ctx.layer = self.viewer.add_image(image, **kwargs)
-            if self.show_views.isChecked():
-                self.views.open()
         elif ctx.layer in self.viewer.layers:  # the user may have deleted it: keep quiet
             ctx.layer.data = image
         ctx.images += 1
+        self._drawn_at = time.perf_counter()
+        self._draw_cost = self._drawn_at - t0
+
+    def _may_draw(self, last: bool) -> bool:
+        """Redraw only when the GUI has had at least 4x the last redraw's time for itself."""
+        import time
+
+        if last or self.update_interval <= 0:
+            return True
+        return time.perf_counter() - self._drawn_at >= 4 * self._draw_cost
 
     def _on_update(self, ctx: RunContext, u: Update) -> None:
         s = u.step
         if not self.run.step(s.phase, s.index + 1, s.total, s.eta):
             return  # cancelling: the estimate no longer matters
         ctx.steps += 1
+        if s.index == 0:
+            self._calibrate(ctx, s.index, s.elapsed)
+        if not ctx.extra.get("prior_scale_warning"):  # the measured ETA replaces the estimate
+            self.cost.setText(f"measured on this machine: {fmt_seconds(s.elapsed)} for "
+                              f"{s.index + 1} step(s) (the first includes loading); "
+                              f"≈ {fmt_seconds(s.elapsed + s.eta)} in all, "
+                              f"{fmt_seconds(s.eta)} left")
         self.plot.add(s.index, s.loss, s.psnr, s.total)
-        if u.image is not None:
+        if u.image is not None and self._may_draw(last=s.index + 1 >= s.total):
             self._draw(ctx, u.image)
 
     def _on_returned(self, ctx: RunContext, result: Any) -> None:
@@ -440,6 +608,13 @@ class ReconstructWidget(QWidget):
             self.run.end()
             return
         ctx.result = result
+        secs_run = result.card.get("timings", {}).get("total_seconds")
+        if secs_run:
+            total = ctx.config.tv_iters if ctx.config.solver == "admm-tv" else ctx.config.nfe
+            self._calibrate(ctx, total - 1, float(secs_run))
+        scale = result.card.get("prior_scale", {})
+        if scale.get("warning"):
+            self.cost.setText(f"⚠ {scale['warning']}")
         self._draw(ctx, np.asarray(result.volume, dtype=np.float32))
         ctx.layer.metadata[L.RUN_CARD] = result.card
         if result.metrics is not None:
@@ -522,6 +697,55 @@ class ReconstructWidget(QWidget):
             QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
             QMessageBox.StandardButton.No)
         return answer == QMessageBox.StandardButton.Yes
+
+
+def prior_scale_warning(cfg: RunConfig, m: Any) -> str:
+    """The pipeline's PriorScaleWarning text for this run, from the prior's card alone (read
+    before the run, so the user sees it at once); empty when the scales agree."""
+    if cfg.solver == "admm-tv":
+        return ""
+    try:
+        import json
+        from types import SimpleNamespace
+
+        from ..core.prior import _resolve
+        from ..pipeline import prior_scale
+
+        card = json.loads(_resolve(cfg.prior).with_suffix(".json").read_text())
+        size = int(card.get("image_size") or card.get("architecture", {}).get("image_size"))
+        render = int(card.get("pixel_scale", {}).get("render_size", size))
+        name = str(card.get("name", cfg.prior))
+        return str(prior_scale(m, SimpleNamespace(render_size=render, name=name)).get(
+            "warning", ""))
+    except Exception:  # a broken prior is reported by the run itself
+        return ""
+
+
+def anatomical_labels(affine: Any) -> tuple[str, str, str]:
+    """Names of the (slice, row, col) axes by the world direction each one runs along (RAS):
+    moving along S changes the axial slice, along A the coronal one, along R the sagittal."""
+    a = np.asarray(affine, dtype=float)[:3, :3]
+    names = {0: ("sagittal", "L→R"), 1: ("coronal", "P→A"), 2: ("axial", "I→S")}
+    flip = {0: "R→L", 1: "A→P", 2: "S→I"}
+    out = []
+    for col in range(3):
+        v = a[:, col]
+        k = int(np.argmax(np.abs(v)))
+        plane, way = names[k]
+        out.append(f"{plane} ({way if v[k] > 0 else flip[k]})")
+    if len(set(out)) < 3:  # an oblique volume: no honest single name per axis
+        return ("slice", "row", "col")
+    return tuple(out)  # type: ignore[return-value]
+
+
+def set_anatomical_labels(viewer: Any, affine: Any) -> None:
+    """Label the viewer's last three dims (the sliders every view shows) anatomically."""
+    with contextlib.suppress(Exception):
+        dims = viewer.dims
+        if dims.ndim >= 3:
+            labels = list(dims.axis_labels)
+            labels[-3:] = anatomical_labels(affine)
+            dims.axis_labels = labels
 
 
 def _safe(name: str) -> str:

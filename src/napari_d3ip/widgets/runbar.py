@@ -1,5 +1,6 @@
 """The run controls both run widgets share: Run/Cancel button, state label, progress bar with
-ETA, napari's activity-dock progress, and a clean stop when the viewer closes.
+elapsed time and ETA, napari's activity-dock progress (off by default), and a stop at once
+when the viewer or the dock closes (public napari and Qt API only).
 
 One job: present a `RunState` and own the lifetime of the worker behind it. The widget that
 uses it decides what a run is (`run_requested`) and feeds it steps.
@@ -9,13 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import math
+import time
 from typing import Any
 
-from qtpy.QtCore import QEvent, QObject, Signal
+from qtpy.QtCore import QEvent, QObject, QTimer, Signal
 from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
 
 from .common import notify_error
-from .orthoviews import unwrap
 from .state import Phase, RunState
 from .workers import RunHandle
 
@@ -29,17 +30,37 @@ def fmt_seconds(s: float | None) -> str:
     return f"{s // 60}:{s % 60:02d}"
 
 
+#: seconds after Run during which a second click is ignored (a double click must not cancel);
+#: at least the desktop's double-click interval (Qt's default: 0.4 s)
+DEBOUNCE = 0.6
+
+
+def debounce_seconds() -> float:
+    with contextlib.suppress(Exception):
+        from qtpy.QtWidgets import QApplication
+
+        return max(DEBOUNCE, QApplication.doubleClickInterval() / 1000.0 + 0.1)
+    return DEBOUNCE
+
+
 class _CloseFilter(QObject):
-    """Stops the run when the viewer's main window closes."""
+    """Stops the run when the viewer's main window closes, or when the widget that owns the
+    run leaves its dock (napari's dock close button takes the widget out of its parent)."""
 
     def __init__(self, bar: RunBar) -> None:
+        import weakref
+
         super().__init__()
-        self._bar = bar
+        self._bar = weakref.ref(bar)  # the filter must not keep the widget (and viewer) alive
 
     def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt API)
-        if event.type() == QEvent.Type.Close:
-            with contextlib.suppress(RuntimeError):
-                self._bar.shutdown()
+        kind = event.type()
+        if kind not in (QEvent.Type.Close, QEvent.Type.ParentChange):
+            return False
+        with contextlib.suppress(RuntimeError):
+            bar = self._bar()
+            if bar is not None and (kind == QEvent.Type.Close or obj.parent() is None):
+                bar.shutdown()
         return False
 
 
@@ -54,12 +75,22 @@ class RunBar(QWidget):
         self.what = what
         self.state = RunState()
         self.handle: RunHandle | None = None
-        #: also report in napari's activity dock. napari animates a spinner in the status bar
-        #: while a progress is open; under software OpenGL (Xvfb, VNC) each frame recomposes
-        #: the window: measured ≈ 0.5 CPU core, taken from the run itself on a 2-core machine.
-        self.activity = True
+        #: also report in napari's activity dock (off by default). napari animates a spinner
+        #: in the status bar while a progress is open, and its progress bar runs the Qt event
+        #: loop inside every update (QApplication.processEvents): under software OpenGL (Xvfb,
+        #: VNC) a step was ~7x slower with it. When on, it is updated at most once a second.
+        self.activity = False
         self._pbar: Any = None
-        self._task_id: Any = None
+        self._pbar_at = 0.0
+        self._pbar_phase = ""
+        self._started_at = 0.0
+        self._step_at = 0.0
+        self._eta: float | None = None
+        self._k = 0
+        self._n = 1
+        self._clock = QTimer(self)
+        self._clock.setInterval(1000)
+        self._clock.timeout.connect(self._tick)
 
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
@@ -81,15 +112,27 @@ class RunBar(QWidget):
         self.state.connect(self._render)
 
         self._close_filter = _CloseFilter(self)
-        with contextlib.suppress(AttributeError, RuntimeError):
-            unwrap(viewer).window._qt_window.installEventFilter(self._close_filter)
 
     # -- button --------------------------------------------------------------------------
     def _on_button(self) -> None:
         if self.state.active:
+            if time.monotonic() - self._started_at < debounce_seconds():
+                return  # the second click of a double click on Run
             self.cancel()
         else:
             self.run_requested.emit()
+
+    def watch(self, owner: QWidget) -> None:
+        """Cancel the run when `owner` (the dock widget's content) is closed or undocked."""
+        owner.installEventFilter(self._close_filter)  # installing twice activates it once
+
+    def _watch_window(self) -> None:
+        """The top-level window the bar lives in (napari's main window once docked): its
+        Close event cancels the run (Qt's QWidget.window(), no private napari API)."""
+        with contextlib.suppress(RuntimeError):
+            top = self.window()
+            if top is not None and top is not self:
+                self.watch(top)
 
     def cancel(self) -> None:
         """Ask the worker to stop after its current step."""
@@ -105,34 +148,76 @@ class RunBar(QWidget):
         under software rendering), i.e. it would slow down the run it is reporting on.
         """
         self.handle = handle
+        self._started_at = self._step_at = time.monotonic()
+        self._eta, self._k, self._n = None, 0, max(int(total), 1)
         self.state.start(message)
         total = max(int(total), 1)
         self.bar.setRange(0, total)
         self.bar.setValue(0)
-        self.bar.setFormat("preparing…")
+        self.bar.setFormat("preparing, then step 1…")
         self._open_pbar(total)
-        self._register_task()
+        self._watch_window()
+        self._clock.start()
         handle.start()
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self._started_at if self.state.active else 0.0
+
+    def _tick(self) -> None:
+        """Once a second: the clock runs during a long step (the first one loads the prior)."""
+        if not self.state.running:
+            return
+        since = time.monotonic() - self._step_at
+        if self._k == 0:
+            self.bar.setFormat(f"preparing, then step 1… {fmt_seconds(self.elapsed())} "
+                               "elapsed (ETA after the first step)")
+        else:
+            eta = None if self._eta is None else max(self._eta - since, 0.0)
+            self.bar.setFormat(f"%v/%m · {fmt_seconds(self.elapsed())} elapsed · ETA "
+                               f"{fmt_seconds(eta)}")
 
     def step(self, phase: str, k: int, n: int, eta: float | None = None) -> bool:
         """Show step k (1-based) of n; False if the run is stopping (ignore the update)."""
         if not self.state.progress(phase, k, n):
             return False
+        self._k, self._n, self._eta, self._step_at = k, n, eta, time.monotonic()
         if self.bar.maximum() != n:
             self.bar.setRange(0, n)
         self.bar.setValue(k)
-        self.bar.setFormat(f"%v/%m · ETA {fmt_seconds(eta)}" if eta is not None else "%v/%m")
-        if self._pbar is not None:
-            with contextlib.suppress(Exception):
-                if self._pbar.total != n:
-                    self._pbar.total = n
-                self._pbar.set_description(f"{self.what}: {phase} {k}/{n}")
-                self._pbar.update(k - self._pbar.n)
+        self.bar.setFormat(f"%v/%m · {fmt_seconds(self.elapsed())} elapsed · ETA "
+                           f"{fmt_seconds(eta)}" if eta is not None else "%v/%m")
+        self._update_pbar(phase, k, n)
         return True
+
+    def _update_pbar(self, phase: str, k: int, n: int) -> None:
+        """napari's progress runs processEvents in every call: at most once a second (and
+        at the last step), never re-entered from inside itself."""
+        if self._pbar is None:
+            return
+        now = time.monotonic()
+        if k < n and now - self._pbar_at < 1.0 and phase == self._pbar_phase:
+            return
+        pbar, self._pbar = self._pbar, None  # a nested update finds no progress bar
+        self._pbar_at = now
+        try:
+            with contextlib.suppress(Exception):
+                if pbar.total != n:
+                    pbar.total = n
+                if phase != self._pbar_phase:
+                    self._pbar_phase = phase
+                    pbar.set_description(f"{self.what}: {phase}")
+                pbar.update(k - pbar.n)
+        finally:
+            if self._pbar is None and self.state.active:
+                self._pbar = pbar
+            elif self._pbar is None:  # the run ended while napari ran the event loop
+                with contextlib.suppress(Exception):
+                    pbar.close()
 
     def end(self, message: str = "") -> None:
         """The worker returned (a result, or None after a cancel)."""
         cancelled = self.state.phase is Phase.CANCELLING
+        self._clock.stop()
         self.state.finish(message)
         if not cancelled:
             self.bar.setValue(self.bar.maximum())
@@ -143,6 +228,7 @@ class RunBar(QWidget):
 
     def fail(self, message: str, exc: BaseException | None = None) -> None:
         """The worker raised: Failed state, and a napari notification when `exc` is given."""
+        self._clock.stop()
         self.state.fail(message)
         if exc is not None:
             notify_error(exc)
@@ -152,11 +238,18 @@ class RunBar(QWidget):
         self._close_pbar(failed=True)
         self.handle = None
 
-    def shutdown(self, timeout: float = 60.0) -> None:
-        """Viewer closing / widget going away: stop the worker and wait for it (bounded)."""
+    def shutdown(self, timeout: float = 0.0) -> None:
+        """Viewer closing / dock closed: cancel the worker at once and do not wait for it
+        (it stops by itself between two network batches); the GUI never freezes here."""
         handle, self.handle = self.handle, None
+        self._clock.stop()
         if handle is not None:
             handle.stop(timeout)
+            with contextlib.suppress(Exception):
+                if self.state.running:
+                    self.state.cancel()
+                if self.state.active:
+                    self.state.finish("cancelled: the window or the dock was closed")
         self._close_pbar(failed=False, cancelled=True)
 
     # -- rendering -----------------------------------------------------------------------
@@ -167,6 +260,8 @@ class RunBar(QWidget):
             self.button.setEnabled(False)
         elif state.active:
             self.button.setText("Cancel")
+            self.button.setToolTip("stop after the current step (a second click within "
+                                   f"{debounce_seconds():.1f} s of Run is ignored)")
             self.button.setEnabled(True)
         else:
             self.button.setText("Run")
@@ -188,28 +283,6 @@ class RunBar(QWidget):
 
     def _close_pbar(self, failed: bool = False, cancelled: bool = False) -> None:
         if self._pbar is not None:
+            pbar, self._pbar = self._pbar, None
             with contextlib.suppress(Exception):
-                self._pbar.close()
-            self._pbar = None
-        if self._task_id is not None:
-            with contextlib.suppress(Exception):
-                from napari.utils.task_status import Status
-
-                status = Status.FAILED if failed else (Status.CANCELLED if cancelled
-                                                       else Status.COMPLETED)
-                unwrap(self.viewer).window._update_task_status(self._task_id, status)
-            self._task_id = None
-
-    def _register_task(self) -> None:
-        """Tell napari a task runs: it asks before closing and calls our cancel if it closes."""
-        try:
-            from napari.utils.task_status import Status
-
-            self._task_id = unwrap(self.viewer).window._register_task_status(
-                "napari-d3ip", Status.BUSY, self.what, cancel_callback=self._cancel_on_close)
-        except Exception:  # older napari: the close filter still stops the run
-            self._task_id = None
-
-    def _cancel_on_close(self) -> bool:
-        self.shutdown()
-        return True
+                pbar.close()
