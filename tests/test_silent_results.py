@@ -114,3 +114,22 @@ def test_presets_are_data_the_cli_and_the_gui_read_alike(name):
     assert cfg.preset == name
     if name.startswith("mri"):
         assert cfg.gamma == 5.0
+
+
+def test_should_stop_ends_a_run_inside_its_step(tiny_prior):
+    """The GUI's cancel: asked between network batches, so a closing window never waits for
+    a whole step."""
+    from napari_d3ip.pipeline import RunCancelled, reconstruct
+
+    m = _mri_measurement()
+    calls = []
+
+    def stop() -> bool:
+        calls.append(1)
+        return len(calls) > 2  # after the first batch of the first step
+
+    gen = reconstruct(m, RunConfig(solver="dds", nfe=5, device="cpu", batch_slices=2),
+                      tiny_prior, should_stop=stop)
+    with pytest.raises(RunCancelled):
+        next(gen)
+    assert len(calls) == 3
