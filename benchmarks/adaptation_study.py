@@ -127,6 +127,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds", default="0")
     ap.add_argument("--slices", type=int, default=16)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--rows", default=None, help="only rows whose label contains one of these "
+                    "comma-separated strings (DDS always runs)")
     ap.add_argument("--render-only", action="store_true")
     args = ap.parse_args(argv)
     set_threads(args.threads)
@@ -156,7 +158,9 @@ def main(argv=None) -> int:
 
                 for seed in (int(s) for s in args.seeds.split(",")):
                     m = simulate_task(vol, task, seed)
-                    wanted = [("DDS", "dds", {})] + [r for g in groups for r in GROUPS[g]]
+                    wanted = [("DDS", "dds", {})] + [r for g in groups for r in GROUPS[g]
+                                                     if not args.rows or any(
+                                                         f in r[0] for f in args.rows.split(","))]
                     for row, method, over in dict((r[0], r) for r in wanted).values():
                         k = (label, volume, task_name, args.nfe, seed, row)
                         if k in done:
