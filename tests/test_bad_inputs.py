@@ -88,32 +88,44 @@ def huge_nifti(t: Path) -> None:
 
 def dicom(damage: str) -> Callable:
     def prep(t: Path) -> None:
-        import SimpleITK as sitk
+        import locale
 
-        folder = t / "dcm"
-        folder.mkdir()
-        img = sitk.GetImageFromArray((np.arange(6 * 8 * 8).reshape(6, 8, 8) % 97).astype(np.int16))
-        img.SetSpacing((0.5, 0.5, 2.0))
-        w = sitk.ImageFileWriter()
-        w.KeepOriginalImageUIDOn()
-        uid = "1.2.826.0.1.3680043.2.1125.777"
-        for i in range(6):
-            s = img[:, :, i]
-            pos = img.TransformIndexToPhysicalPoint((0, 0, i))
-            for tag, value in {"0020|000e": uid, "0020|000d": uid + ".1", "0008|0060": "CT",
-                               "0020|0013": str(i + 1), "0008|0018": f"{uid}.{i + 1}",
-                               "0020|0032": "\\".join(map(str, pos)),
-                               "0020|0037": "1\\0\\0\\0\\1\\0"}.items():
-                s.SetMetaData(tag, value)
-            w.SetFileName(str(folder / f"s{i:03d}.dcm"))
-            w.Execute(s)
-        files = sorted(folder.iterdir())
-        if damage == "missing":
-            files[2].unlink()
-            files[3].unlink()
-        elif damage == "truncated":
-            files[3].write_bytes(files[3].read_bytes()[:300])
+        saved = locale.setlocale(locale.LC_ALL)
+        try:  # GDCM's writer sets the process locale to "C" (then text files default to ASCII)
+            _write_series(t, damage)
+        finally:
+            locale.setlocale(locale.LC_ALL, saved)
     return prep
+
+
+def _write_series(t: Path, damage: str) -> None:
+    import SimpleITK as sitk
+
+    folder = t / "dcm"
+    folder.mkdir()
+    img = sitk.GetImageFromArray((np.arange(6 * 8 * 8).reshape(6, 8, 8) % 97).astype(np.int16))
+    img.SetSpacing((0.5, 0.5, 2.0))
+    w = sitk.ImageFileWriter()
+    w.KeepOriginalImageUIDOn()
+    uid = "1.2.826.0.1.3680043.2.1125.777"
+    for i in range(6):
+        s = img[:, :, i]
+        pos = img.TransformIndexToPhysicalPoint((0, 0, i))
+        for tag, value in {"0020|000e": uid, "0020|000d": uid + ".1", "0008|0060": "CT",
+                           "0020|0013": str(i + 1), "0008|0018": f"{uid}.{i + 1}",
+                           "0020|0032": "\\".join(map(str, pos)),
+                           "0020|0037": "1\\0\\0\\0\\1\\0"}.items():
+            s.SetMetaData(tag, value)
+        w.SetFileName(str(folder / f"s{i:03d}.dcm"))
+        w.Execute(s)
+    files = sorted(folder.iterdir())
+    if damage == "missing":
+        files[2].unlink()
+        files[3].unlink()
+    elif damage == "truncated":
+        files[3].write_bytes(files[3].read_bytes()[:300])
+
+
 
 
 def prior_files(edit_card: Callable | None = None) -> Callable:
