@@ -14,12 +14,14 @@ import torch
 
 LinearMap = Callable[[torch.Tensor], torch.Tensor]
 
-#: stopping tolerance of single-precision systems (relative residual norm, and Rayleigh quotient
-#: of a search direction relative to the first one). It sits well above float32 rounding (a
-#: 64x64 FFT round trip leaves ~1e-6 relative): at 1e-6 the stop/continue decision was taken on
-#: rounding noise, so the same seed gave different volumes for different batch sizes or thread
-#: counts (MRI, gamma None: 0.24 max difference, steps of 1e5 along null-space noise).
+#: stopping tolerances of single-precision systems, well above float32 rounding (a 64x64 FFT
+#: round trip leaves ~1e-6 relative). RTOL_SINGLE: relative residual norm; QTOL_SINGLE: a search
+#: direction whose Rayleigh quotient pᴴAp/pᴴp fell below it times the first one is rounding noise
+#: in the null space of A. At 1e-6 both decisions were taken on rounding noise and such a
+#: direction got a step of ~1e5: the same seed gave different volumes for different batch sizes
+#: or thread counts (MRI, gamma None: 0.12-0.24 max difference on [0, 1]; now ~1e-6).
 RTOL_SINGLE = 1e-4
+QTOL_SINGLE = 1e-4
 
 
 def batched_dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -36,7 +38,8 @@ def cg(apply_a: LinearMap, b: torch.Tensor, x0: torch.Tensor | None = None, n_it
     size 0): a converged slice is never disturbed by the others, and rounding noise is not
     amplified when more iterations are asked for than the system needs. A slice also stops
     when its search direction has fallen into the null space of A (Rayleigh quotient pᴴAp/pᴴp
-    below `rtol` times the first one): with a singular A (an MRI mask, sparse-view CT) rounding
+    below `QTOL_SINGLE` (float32; `rtol` in double) times the first one): with a singular A
+    (an MRI mask, sparse-view CT) rounding
     noise would otherwise get a step of size rr/pᴴAp → ∞ (seen: 10⁸ after 5 CG steps on a
     noise-free masked-Fourier system). `coupled=True` is for
     maps that mix slices (D_zᵀD_z in DiffusionMBIR, 3D TV): one system, global inner products.
@@ -48,6 +51,7 @@ def cg(apply_a: LinearMap, b: torch.Tensor, x0: torch.Tensor | None = None, n_it
         dot = batched_dot
     if rtol is None:
         rtol = RTOL_SINGLE if b.dtype in (torch.float32, torch.complex64, torch.bfloat16) else 1e-12
+    qtol = QTOL_SINGLE if b.dtype in (torch.float32, torch.complex64, torch.bfloat16) else rtol
     tiny = 1e-30
     x = torch.zeros_like(b) if x0 is None else x0
     if n_iter <= 0:
@@ -62,7 +66,7 @@ def cg(apply_a: LinearMap, b: torch.Tensor, x0: torch.Tensor | None = None, n_it
         pap = dot(p, ap)
         q = pap.detach() / dot(p, p).detach().clamp_min(tiny)  # Rayleigh quotient of p
         if q_floor is None:
-            q_floor = rtol * q + tiny
+            q_floor = max(qtol, rtol) * q + tiny
         live = (rr.detach() > floor) & (pap.detach() > tiny) & (q > q_floor)
         alpha = torch.where(live, rr / pap.clamp_min(tiny), torch.zeros_like(rr))
         x = x + alpha * p
