@@ -33,17 +33,14 @@ def test_sample_gate_on_phantoms_passes_and_on_white_images_fails():
     assert bad["saturated"] == 16 and not bad["passed"]
 
 
-@pytest.fixture(scope="module")
-def shipped():
+@pytest.mark.slow
+@pytest.mark.parametrize("prior_name", ["ellipses-64", "ellipses-64-v"])
+@pytest.mark.parametrize("name", list(GATES))
+def test_shipped_prior_gate(prior_name, name):
+    """Re-measure each gate; it must agree with the card, and pass (or be recorded as missed)."""
     from napari_d3ip.core.prior import load_prior
 
-    return load_prior("ellipses-64")
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("name", list(GATES))
-def test_shipped_prior_gate(shipped, name):
-    """Re-measure each gate; it must agree with the card, and pass (or be recorded as missed)."""
+    shipped = load_prior(prior_name)
     recorded = shipped.card.get("gates", {}).get(name)
     assert recorded is not None, f"the card of {shipped.name} records no gate {name}"
     fn = GATES[name]
