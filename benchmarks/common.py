@@ -412,13 +412,9 @@ def prior_info(prior) -> dict[str, Any]:
 
 
 def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+    from napari_d3ip.core.precision import cpu_model as model
+
+    return model()
 
 
 def machine_info() -> dict[str, Any]:

@@ -41,13 +41,15 @@ def sample_prior(
         yield i, len(grid), torch.cat(x0s).cpu()
 
 
-def montage(images: torch.Tensor, ncols: int | None = None, pad: int = 2):
-    """(n, 1, H, W) -> one 2D numpy array tiled in a grid with `pad` pixels of zeros."""
+def montage(images, ncols: int | None = None, pad: int = 2):
+    """(n, 1, H, W) tensor or (n, H, W) array -> one 2D float32 numpy array in [0, 1], tiled
+    ceil(sqrt(n)) a row with `pad` pixels of zeros between images."""
     import math
 
     import numpy as np
 
-    imgs = images[:, 0].clamp(0, 1).numpy()
+    imgs = images.detach().cpu().numpy() if torch.is_tensor(images) else np.asarray(images)
+    imgs = np.clip(imgs[:, 0] if imgs.ndim == 4 else imgs, 0, 1).astype(np.float32)
     n, h, w = imgs.shape
     ncols = ncols or int(math.ceil(math.sqrt(n)))
     nrows = int(math.ceil(n / ncols))

@@ -314,6 +314,7 @@ class Trainer:
         from .precision import resolve_bf16
 
         self.bf16 = resolve_bf16(cfg.bf16, self.device)
+        self._alpha_bars = VPSchedule().alpha_bars().float().to(self.device)  # once, not per step
         torch.manual_seed(cfg.seed)
         self.model = UNet(cfg.unet_config()).to(self.device)
         self.ema = UNet(cfg.unet_config()).to(self.device)
@@ -424,7 +425,7 @@ class Trainer:
     def train_step(self, step: int) -> float:
         cfg = self.cfg
         x0, t, noise = training_batch(cfg, step, self.device)
-        ab = VPSchedule().alpha_bars().float().to(self.device)[t]
+        ab = self._alpha_bars[t]
         xt = q_sample(x0, noise, ab)
         for group in self.opt.param_groups:
             group["lr"] = lr_at(cfg, step, self.progress())

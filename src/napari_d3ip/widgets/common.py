@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from qtpy.QtWidgets import QComboBox, QFileDialog, QHBoxLayout, QPushButton, QWidget
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QFrame,
+    QHBoxLayout,
+    QPushButton,
+    QScrollArea,
+    QVBoxLayout,
+    QWidget,
+)
 
 
 def available_devices() -> list[str]:
@@ -94,3 +104,18 @@ class PriorPicker(QWidget):
                                               "Prior weights (*.safetensors)")
         if path:
             self.set_value(path)
+
+
+def scrolling_layout(widget: QWidget) -> tuple[QScrollArea, QVBoxLayout]:
+    """Give `widget` a vertical scroll area filling it; returns (scroll area, layout inside),
+    so a dock fits a 1000-pixel-high screen whatever its sections."""
+    outer = QVBoxLayout(widget)
+    outer.setContentsMargins(0, 0, 0, 0)
+    scroll = QScrollArea()
+    scroll.setWidgetResizable(True)
+    scroll.setFrameShape(QFrame.Shape.NoFrame)
+    scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    content = QWidget()
+    scroll.setWidget(content)
+    outer.addWidget(scroll)
+    return scroll, QVBoxLayout(content)

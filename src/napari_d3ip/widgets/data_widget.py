@@ -12,26 +12,22 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
-    QFrame,
     QGroupBox,
     QHBoxLayout,
     QLabel,
     QPushButton,
-    QScrollArea,
     QSpinBox,
     QStackedWidget,
-    QVBoxLayout,
     QWidget,
 )
 
 from . import layers as L
-from .common import error_text, notify_error
+from .common import error_text, notify_error, scrolling_layout
 from .state import ParamStore
 from .workers import Prepared, function_worker, read_prepared, simulate_prepared
 
@@ -53,16 +49,7 @@ class DataWidget(QWidget):
         self.added: list[Any] = []  # layers added by the last simulate/open
         self._images: list[Any] = []
 
-        outer = QVBoxLayout(self)  # everything scrolls: the dock fits a 1000-pixel screen
-        outer.setContentsMargins(0, 0, 0, 0)
-        self.scroll = QScrollArea()
-        self.scroll.setWidgetResizable(True)
-        self.scroll.setFrameShape(QFrame.Shape.NoFrame)
-        self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        content = QWidget()
-        self.scroll.setWidget(content)
-        outer.addWidget(self.scroll)
-        lay = QVBoxLayout(content)
+        self.scroll, lay = scrolling_layout(self)  # everything scrolls: fits a 1000-pixel screen
         sim = QGroupBox("Simulate from a fully sampled volume")
         form = QFormLayout(sim)
         form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)

@@ -100,6 +100,8 @@ class PriorSamplesWidget(QWidget):
         self.run.begin(handle, f"loading {label}", v["nfe"])
 
     def _show(self, image: np.ndarray) -> None:
+        from ..core.sampling import montage
+
         grid = montage(image)
         if self.layer is None or self.layer not in self.viewer.layers:
             cy, cx = (float(v) for v in tuple(camera_of(self.viewer).center)[-2:])
@@ -124,15 +126,3 @@ class PriorSamplesWidget(QWidget):
 
     def _on_error(self, exc: Exception) -> None:
         self.run.fail(error_text(exc), exc)
-
-
-def montage(stack: np.ndarray, gap: int = 2) -> np.ndarray:
-    """(N, H, W) → one 2D image, ceil(sqrt(N)) samples a row, `gap` pixels between them."""
-    n, h, w = stack.shape
-    cols = int(np.ceil(np.sqrt(n)))
-    rows = int(np.ceil(n / cols))
-    out = np.zeros((rows * (h + gap) - gap, cols * (w + gap) - gap), np.float32)
-    for k in range(n):
-        r, c = divmod(k, cols)
-        out[r * (h + gap): r * (h + gap) + h, c * (w + gap): c * (w + gap) + w] = stack[k]
-    return out

@@ -22,12 +22,10 @@ from qtpy.QtWidgets import (
     QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
-    QFrame,
     QHBoxLayout,
     QLabel,
     QMessageBox,
     QPushButton,
-    QScrollArea,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -35,7 +33,7 @@ from qtpy.QtWidgets import (
 
 from ..config import ADAPTERS, INITS, SOLVERS, RunConfig
 from . import layers as L
-from .common import PriorPicker, available_devices, error_text, notify_error, shipped
+from .common import PriorPicker, available_devices, error_text, notify_error, scrolling_layout, shipped
 from .orthoviews import ViewControls
 from .plot import LivePlot
 from .runbar import RunBar, fmt_seconds
@@ -113,16 +111,7 @@ class ReconstructWidget(QWidget):
         self._drawn_at = 0.0
 
         # everything scrolls: the dock fits a 1000-pixel-high screen whatever the sections
-        outer = QVBoxLayout(self)
-        outer.setContentsMargins(0, 0, 0, 0)
-        self.scroll = QScrollArea()
-        self.scroll.setWidgetResizable(True)
-        self.scroll.setFrameShape(QFrame.Shape.NoFrame)
-        self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        content = QWidget()
-        self.scroll.setWidget(content)
-        outer.addWidget(self.scroll)
-        lay = QVBoxLayout(content)
+        self.scroll, lay = scrolling_layout(self)
         form = QFormLayout()
         form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
         self.measurement = QComboBox()
