@@ -66,6 +66,7 @@ class RunConfig:
     seed: int = 0
     device: str = "auto"
     batch_slices: int = 16
+    tile: int = 0  # > 0: the network sees overlapping tile x tile pieces of each slice (memory)
     bf16: str = "off"  # auto | on | off (core/precision.py); off: the same numbers on every CPU
     # adaptation (the paper's contribution)
     k_slices: int = 6
@@ -150,6 +151,8 @@ class RunConfig:
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < lo:
                 raise bad(name, f"must be an integer >= {lo}, got {v!r}")
+        if self.tile != 0 and self.tile < 32:
+            raise bad("tile", f"must be 0 (whole slices) or >= 32 pixels, got {self.tile}")
         if not 0 <= self.seed < 2**63:
             raise bad("seed", f"must be an integer in 0 .. 2**63 - 1, got {self.seed}")
         if self.meta_finetune_iters is not None and self.meta_finetune_iters < 0:

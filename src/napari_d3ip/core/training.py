@@ -74,6 +74,7 @@ class TrainConfig:
     ema_gamma: float = 6.94
     budget_minutes: float = 0.0
     render_size: int = 0  # > size: phantoms drawn at render_size, random size x size patches
+    init_from: str = ""  # a prior (name or path) of the same architecture to start from
     checkpoint_minutes: float = 5.0
     val_every: int = 1000
     name: str = "ellipses-64"
@@ -109,7 +110,7 @@ class TrainConfig:
 # fields that belong to a run (fixed at its start); the rest may change on resume
 RUN_FIELDS = ("size", "render_size", "channels", "channel_mults", "num_res_blocks", "attn_resolutions",
               "n_mean", "n_max", "seed", "batch", "name", "prediction", "min_snr_gamma",
-              "beta2", "ema", "ema_gamma", "ema_decay", "decay_fraction", "warmup")
+              "beta2", "ema", "ema_gamma", "ema_decay", "decay_fraction", "warmup", "init_from")
 
 
 def snr(alpha_bar: torch.Tensor) -> torch.Tensor:
@@ -318,6 +319,8 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         self.model = UNet(cfg.unet_config()).to(self.device)
         self.ema = UNet(cfg.unet_config()).to(self.device)
+        if cfg.init_from and not (resume and (self.out / "state.json").exists()):
+            self._init_from_prior(cfg.init_from)
         self.ema.load_state_dict(self.model.state_dict())
         self.ema.requires_grad_(False)
         self.opt = self._optimizer()
@@ -326,6 +329,25 @@ class Trainer:
             self._load()
         self.state.commands.append(command or " ".join(shlex.quote(a) for a in sys.argv))
         self.out.mkdir(parents=True, exist_ok=True)
+
+    def _init_from_prior(self, name_or_path: str) -> None:
+        """Start from a trained prior's weights (e.g. a 64-pixel-scale prior fine-tuned into a
+        128-pixel-scale patch prior): the architecture and the target must be the same."""
+        from .prior import load_prior
+
+        src = load_prior(name_or_path)
+        want = self.cfg.unet_config()
+        have = src.net.config
+        if (have.base_channels, tuple(have.channel_mults), have.num_res_blocks,
+                tuple(have.attn_resolutions), have.prediction) != (
+                want.base_channels, tuple(want.channel_mults), want.num_res_blocks,
+                tuple(want.attn_resolutions), want.prediction):
+            raise ValueError(
+                f"--init-from {name_or_path}: its UNet ({have.base_channels} channels, mults "
+                f"{tuple(have.channel_mults)}, {have.prediction}-prediction) differs from this "
+                f"run's ({want.base_channels}, {tuple(want.channel_mults)}, {want.prediction}); "
+                "pass matching --channels/--mults/--recipe")
+        self.model.load_state_dict(src.net.state_dict())
 
     # -- checkpoints -------------------------------------------------------------------
     def _load(self) -> None:
@@ -388,6 +410,7 @@ class Trainer:
                 "phantoms": {"n_mean": self.cfg.n_mean, "n_max": self.cfg.n_max,
                              "render_size": render_size(self.cfg), "patch": self.cfg.size},
                 "seed": self.cfg.seed,
+                "init_from": self.cfg.init_from or None,
                 "bf16": self.cfg.bf16,
                 "bf16_used": self.bf16,
                 "wall_seconds": round(self.state.wall_seconds, 1),

@@ -243,7 +243,7 @@ def claimed_bytes(kind: str, n_slices: int, image_shape: tuple[int, int],
 
     Counts the data y (read, then copied to a tensor), the CT system matrix (about 150 bytes per
     view and pixel while it is built: three bins per footprint and scipy's CSR conversion),
-    coil maps, and the run's volumes (ten float32 copies of (N, H, W), pipeline.estimate_cost).
+    coil maps, and the run's volumes (ten float32 copies of (N, H, W), cost.estimate_cost).
     """
     n = float(max(n_slices, 0))
     h, w = (float(max(int(v), 0)) for v in image_shape)

@@ -436,7 +436,7 @@ class ReconstructWidget(QWidget):
             self.cost.setText("")
             return
         try:
-            from ..pipeline import estimate_cost
+            from ..cost import estimate_cost
 
             cfg = self.config()
             c = estimate_cost(m, cfg)
@@ -468,7 +468,7 @@ class ReconstructWidget(QWidget):
         """After a step: measured time per estimated time (steps done), remembered."""
         try:
             from ..core.prior import resolve_device
-            from ..pipeline import estimate_cost
+            from ..cost import estimate_cost
 
             est = estimate_cost(ctx.measurement, ctx.config)["seconds"]
             total = ctx.config.tv_iters if ctx.config.solver == "admm-tv" else ctx.config.nfe
