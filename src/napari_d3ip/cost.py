@@ -1,41 +1,174 @@
 """The one cost model: time and memory of a run, before it starts.
 
-The GUI's estimate, the CLI's refusal of runs that cannot fit and the benchmarks' projections
-all read it; nothing else computes a cost.
+The GUI's estimate, the refusal of runs that cannot fit (`check_fits`, called by the pipeline
+before any compute) and the benchmarks' projections all read it; nothing else computes a cost.
+
+Time is in seconds of a 2-core CPU (one thread of a 2-core AMD EPYC, 2026-11-25,
+benchmarks/solvers.md: 0.038 s per slice per DDS step at 64² including CG and bookkeeping, 0.093 s
+per slice per adaptation iteration); the GUI rescales it by what the last run measured on the
+machine and device at hand. Network cost grows faster than the pixel count because of the
+UNet's self-attention (global over (H/4)² tokens): a forward at 128² costs 5.8x one at 64²
+(../shared/MEASURED.md), i.e. 1.44x per pixel, which `_net_units` extrapolates linearly in the
+pixel count. Tiling (`RunConfig.tile`) keeps every network call at the tile's size.
+
+Memory was measured (peak RSS growth, 32-channel UNet, 2026-12-01, Intel Xeon): 3.2 kB per pixel
+per slice for a forward without gradients, 21 kB per pixel per slice for a forward plus backward
+(adaptation, DPS); both scale with the network's width.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from .config import RunConfig
+from .core.tiling import tile_count
+from .io.files import ResourceError, available_memory, fmt_bytes
 from .operators.base import Measurement
 
+SECONDS_PER_SLICE_STEP = 0.038  # DDS step of one 64² slice, CG included
+SECONDS_PER_ADAPT_ITER = 0.093  # one adaptation iteration of one 64² slice (forward + backward)
+ATTENTION_GROWTH = 0.147  # per-pixel cost growth per 64² of extra pixels (5.8x at 128²)
+NOGRAD_BYTES_PER_PX = 3.2e3  # 32-channel UNet, forward without gradients, per slice
+GRAD_BYTES_PER_PX = 21e3  # forward + backward, per slice
+REF_CHANNELS = 32
+RUNTIME_BYTES = 150e6  # the network's code paths, allocator slack
+FIT_FRACTION = 0.9
 
-def estimate_cost(measurement: Measurement, config: RunConfig) -> dict[str, float]:
-    """Rough time (s, on this kind of 2-core CPU) and memory (bytes) before a run.
 
-    Calibrated on the 2.4 M-parameter UNet at 64², one thread of a 2-core AMD EPYC
-    (benchmarks/solvers.md, 2026-11-25: 0.038 s per slice per DDS step including its CG and
-    bookkeeping, 0.093 s per slice per adaptation iteration); scales with pixels. A GPU is far
-    faster.
-    """
+def _net_units(h: int, w: int, tile: int) -> float:
+    """Network cost of one slice in 64²-slice units (attention makes big inputs dearer)."""
+    def units(px: float) -> float:
+        p = px / 4096.0
+        return p * (1.0 + ATTENTION_GROWTH * max(p - 1.0, 0.0))
+
+    if tile > 0 and (h > tile or w > tile):
+        th, tw = min(h, tile), min(w, tile)
+        return tile_count(h, tile) * tile_count(w, tile) * units(th * tw)
+    return units(h * w)
+
+
+def _net_pixels(h: int, w: int, tile: int) -> int:
+    """Pixels the network holds activations for at once, per slice (one tile when tiled)."""
+    if tile > 0 and (h > tile or w > tile):
+        return min(h, tile) * min(w, tile)
+    return h * w
+
+
+def _prior_width(config: RunConfig, image_shape: tuple[int, int], prior: Any = None
+                 ) -> tuple[int, int]:
+    """(base channels, parameters) of the prior the run will use, from its card (no weights)."""
+    if prior is not None:
+        return prior.net.config.base_channels, sum(p.numel() for p in prior.net.parameters())
+    try:
+        from .core.prior import read_card, resolve_prior_name
+
+        card = read_card(resolve_prior_name(config.prior, image_shape))
+        return int(card["architecture"]["base_channels"]), int(card.get("parameters", 2.4e6))
+    except Exception:  # an unreadable prior is reported by the run itself
+        return REF_CHANNELS, int(2.4e6)
+
+
+def adapted_slices(config: RunConfig, n: int) -> int:
+    """Slices that go through forward + backward together in one adaptation iteration."""
+    if config.adapter in ("scd", "ddip"):
+        return 1  # one slice at a time, its own parameters
+    if config.adapter in ("d3ip-base", "d3ip-mbir", "d3ip-meta"):
+        return min(config.k_slices, n)
+    return 0
+
+
+def estimate_cost(measurement: Measurement, config: RunConfig, prior: Any = None
+                  ) -> dict[str, Any]:
+    """Time (s, 2-core CPU) and peak memory (bytes) of a run, with the parts of each."""
+    cfg = config
     n = measurement.n_slices
     h, w = measurement.image_shape
-    px = h * w / 4096.0
-    cfg = config
+    tile = int(getattr(cfg, "tile", 0) or 0)
+    units = _net_units(h, w, tile)
+    px_cg = h * w / 4096.0
     nfe = cfg.nfe if cfg.solver != "admm-tv" else 0
+    # the UNet is 97-98 % of a DDS step (benchmarks/loop_overhead.md): the step scales as it does;
     # a DPS step (forward + backward through the UNet) measured 1.3x a DDS step (benchmarks/solvers.py)
-    fwd = 0.038 * px * n * nfe * (1.3 if cfg.solver == "dps" else 1.0)
-    adapt_steps = sum(1 for t in range(nfe) if t % cfg.adapt_every == 0) * (cfg.window_hi - cfg.window_lo) / 1000.0
-    per_iter = 0.093 * px
+    sample = SECONDS_PER_SLICE_STEP * units * n * nfe * (1.3 if cfg.solver == "dps" else 1.0)
+    adapt_steps = (sum(1 for t in range(nfe) if t % cfg.adapt_every == 0)
+                   * (cfg.window_hi - cfg.window_lo) / 1000.0)
+    per_iter = SECONDS_PER_ADAPT_ITER * units
+    k = adapted_slices(cfg, n)
     if cfg.adapter in ("scd", "ddip"):
         adapt = adapt_steps * cfg.adapt_iters * per_iter * n
-    elif cfg.adapter in ("d3ip-base", "d3ip-mbir"):
-        adapt = adapt_steps * cfg.adapt_iters * per_iter * min(cfg.k_slices, n)
     elif cfg.adapter == "d3ip-meta":
-        adapt = adapt_steps * cfg.adapt_iters * per_iter * (min(cfg.k_slices, n) + n)
+        adapt = adapt_steps * cfg.adapt_iters * per_iter * (k + n)
     else:
-        adapt = 0.0
-    tv = 0.002 * px * n * cfg.tv_iters if cfg.solver == "admm-tv" else 0.0
+        adapt = adapt_steps * cfg.adapt_iters * per_iter * k
+    tv = 0.002 * px_cg * n * cfg.tv_iters if cfg.solver == "admm-tv" else 0.0
+
+    channels, params = _prior_width(cfg, (h, w), None if cfg.solver == "admm-tv" else prior)
+    width = channels / REF_CHANNELS
+    overlap_factor = (tile_count(h, tile) * tile_count(w, tile) * _net_pixels(h, w, tile)
+                      / (h * w)) if tile else 1.0
     vol_bytes = n * h * w * 4
-    act = cfg.batch_slices * h * w * 4 * 300  # UNet activations of one batch
-    return {"seconds": fwd + adapt + tv, "memory_bytes": int(10 * vol_bytes + act + 20e6)}
+    y = measurement.y
+    meas_bytes = 4 * y.numel() * y.element_size()  # y, residuals and CG vectors in data space
+    parts = {"volumes": 10 * vol_bytes, "measurement": meas_bytes, "runtime": RUNTIME_BYTES}
+    if cfg.solver != "admm-tv":
+        full = cfg.adapt_params == "full" and cfg.adapter in ("d3ip-base", "d3ip-mbir")
+        parts["network"] = params * 4 * (4 if full else 1)  # + grads and AdamW moments
+        batch = min(cfg.batch_slices, n)
+        per_px = GRAD_BYTES_PER_PX if cfg.solver == "dps" else NOGRAD_BYTES_PER_PX
+        sampling = batch * per_px * width * _net_pixels(h, w, tile)
+        adapting = k * GRAD_BYTES_PER_PX * width * h * w * overlap_factor
+        parts["activations"] = max(sampling, adapting)
+        parts["activations_of"] = "adaptation" if adapting > sampling else "sampling"
+    total = sum(v for v in parts.values() if isinstance(v, int | float))
+    return {"seconds": sample + adapt + tv, "memory_bytes": int(total),
+            "seconds_parts": {"sampling": sample, "adaptation": adapt, "tv": tv},
+            "memory_parts": parts}
+
+
+def device_memory(device: Any) -> int:
+    """Bytes a run can allocate on `device`: free GPU memory on CUDA, else available RAM."""
+    import torch
+
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(dev)
+        return int(free)
+    return available_memory()
+
+
+def check_fits(measurement: Measurement, config: RunConfig, device: Any = "cpu",
+               prior: Any = None, available: int | None = None) -> dict[str, Any]:
+    """Refuse, before any compute, a run whose estimated peak memory exceeds what `device` has;
+    the message says how much it needs and which settings would make it fit."""
+    cost = estimate_cost(measurement, config, prior)
+    avail = device_memory(device) if available is None else int(available)
+    need = cost["memory_bytes"]
+    if need <= FIT_FRACTION * avail:
+        return cost
+    budget = FIT_FRACTION * avail
+    hints = []
+    parts = cost["memory_parts"]
+    act = parts.get("activations", 0)
+    rest = need - act
+    h, w = measurement.image_shape
+    if act and rest < budget:
+        room = budget - rest
+        if parts.get("activations_of") == "adaptation":
+            k = adapted_slices(config, measurement.n_slices)
+            k_fit = int(k * room / act)
+            if k_fit >= 1:
+                hints.append(f"--k-slices {k_fit} (adapts on fewer slices at a time)")
+        else:
+            b = min(config.batch_slices, measurement.n_slices)
+            b_fit = int(b * room / act)
+            if b_fit >= 1:
+                hints.append(f"--batch-slices {b_fit}")
+        if not config.tile and max(h, w) > 64:
+            hints.append("--tile 64 (the network sees overlapping 64-pixel tiles)")
+    if not hints:
+        hints.append("fewer slices per run, a smaller volume, or a machine with more memory")
+    raise ResourceError(
+        f"this run needs about {fmt_bytes(need)} of memory on {device} "
+        f"({measurement.n_slices} slices of {h}x{w}; the largest part: "
+        f"{max((k for k in parts if isinstance(parts[k], int | float)), key=lambda k: parts[k])}), "
+        f"but only {fmt_bytes(avail)} are available: try " + " or ".join(hints))

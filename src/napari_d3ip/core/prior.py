@@ -8,6 +8,7 @@ the measured quality. `load_prior("ellipses-64")` finds a prior shipped inside t
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -120,7 +121,7 @@ class Prior:
     def render_size(self) -> int:
         """Slice size (pixels across the field of view) the prior was trained for: its card's
         pixel_scale.render_size (patch priors), else its image size."""
-        return int(self.card.get("pixel_scale", {}).get("render_size", self.image_size))
+        return card_scale({**self.card, "architecture": self.net.config.to_dict()})
 
     @property
     def device(self) -> torch.device:
@@ -129,6 +130,17 @@ class Prior:
     def to(self, device: torch.device | str) -> Prior:
         self.net.to(device)
         return self
+
+    @contextlib.contextmanager
+    def tiling(self, tile: int):
+        """Within the block the network sees slices larger than `tile` in blended tiles (0: whole
+        slices); the prior's own setting is restored afterwards."""
+        old = self.net.tile
+        self.net.tile = int(tile)
+        try:
+            yield self
+        finally:
+            self.net.tile = old
 
     def eps(self, x_t: torch.Tensor, t: int, autocast_bf16: bool = False) -> torch.Tensor:
         """Noise estimate in float32 (optionally computed under bf16 autocast on CPU/CUDA)."""
@@ -191,6 +203,52 @@ def _resolve(name_or_path: str | Path) -> Path:
             "or pass the path of a .safetensors file with its .json card beside it"
         )
     return cand
+
+
+def read_card(name_or_path: str | Path) -> dict:
+    """The card of a prior (shipped name or path) without loading its weights: what the cost
+    model and the scale check need (architecture, pixel scale)."""
+    path = _resolve(name_or_path).with_suffix(".json")
+    check_regular_file(path, "prior card", MAX_CARD_BYTES)
+    try:
+        card = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise PriorError(f"prior card {path} is not valid JSON: {e}") from e
+    if not isinstance(card, dict):
+        raise PriorError(f"prior card {path} must hold a JSON object")
+    return card
+
+
+def card_scale(card: dict) -> int:
+    """Pixels across the field of view a prior was trained for (patch priors: render_size)."""
+    arch = card.get("architecture", {})
+    return int(card.get("pixel_scale", {}).get("render_size", arch.get("image_size", 64)))
+
+
+# the shipped prior to pick for each pixel scale when a run asks for prior "auto" (one per scale)
+SCALE_DEFAULTS = ("ellipses-64", "ellipses-128")
+
+
+def choose_prior(image_shape: tuple[int, int]) -> tuple[str, str]:
+    """The shipped prior whose pixel scale is nearest (in ratio) to the slices', and why."""
+    size = max(image_shape)
+    cands = [(abs(math.log(card_scale(read_card(n)) / size)), n) for n in SCALE_DEFAULTS
+             if n in shipped_priors()]
+    if not cands:
+        raise PriorError("no shipped prior found for 'auto'; pass --prior NAME or a path")
+    _, name = min(cands)
+    scale = card_scale(read_card(name))
+    return name, (f"slices of {image_shape[0]}x{image_shape[1]}: {name} (trained for "
+                  f"{scale}-pixel slices) is the shipped prior nearest in scale")
+
+
+def resolve_prior_name(name: str, image_shape: tuple[int, int] | None = None) -> str:
+    """`name` itself, or for "auto" the shipped prior that matches the slices' scale."""
+    if name != "auto":
+        return name
+    if image_shape is None:
+        return SCALE_DEFAULTS[0]
+    return choose_prior(image_shape)[0]
 
 
 def load_prior(

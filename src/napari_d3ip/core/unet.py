@@ -198,6 +198,7 @@ class UNet(nn.Module):
         nn.init.zeros_(self.conv_out.weight)
         nn.init.zeros_(self.conv_out.bias)
         self.set_schedule(VPSchedule().alpha_bars())
+        self.tile = 0  # > 0: slices larger than this go through the network in blended tiles
 
     def set_schedule(self, alpha_bars: torch.Tensor) -> None:
         """The alpha_bar table a v-prediction output is converted with (not a weight)."""
@@ -210,11 +211,22 @@ class UNet(nn.Module):
         return 2 ** (len(self.config.channel_mults) - 1)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor | int, raw: bool = False) -> torch.Tensor:
-        """epsilon(x_t, t); with raw=True the trained target (eps or v) as the network emits it."""
+        """epsilon(x_t, t); with raw=True the trained target (eps or v) as the network emits it.
+
+        With `self.tile` > 0 a slice larger than the tile goes through in overlapping tiles whose
+        seams are blended (core/tiling.py): memory and attention cost of one tile."""
         if x.dim() != 4 or x.shape[1] != self.config.in_channels:
             raise ValueError(
                 f"UNet expects (N, {self.config.in_channels}, H, W), got {tuple(x.shape)}"
             )
+        tile = int(getattr(self, "tile", 0) or 0)
+        if tile and max(x.shape[-2:]) > tile:
+            from .tiling import tiled
+
+            return tiled(lambda z: self._forward(z, t, raw), x, tile, multiple=self.divisor)
+        return self._forward(x, t, raw)
+
+    def _forward(self, x: torch.Tensor, t: torch.Tensor | int, raw: bool) -> torch.Tensor:
         h_, w_ = x.shape[-2:]
         if h_ % self.divisor or w_ % self.divisor:
             raise ValueError(
