@@ -1,7 +1,7 @@
 """Adaptation study (issue #13): what limits D3IP here, the prior or the adaptation?
 
-    python benchmarks/adaptation_study.py --groups prior --prior ellipses-64 --prior random
-    python benchmarks/adaptation_study.py --groups lr,iters,k,rank,place,keep,window,full
+    python -m benchmarks.adaptation_study --groups prior --prior ellipses-64 --prior random
+    python -m benchmarks.adaptation_study --groups lr,iters,k,rank,place,keep,window,full
 
 Fixed protocol (cheap enough to run many times): the 16 central slices of `brain-64` (and of
 `heldout-epi` with `--volumes brain-64,heldout-epi`), SV-CT 15 views (1 % noise) and 3D MRI
@@ -26,8 +26,8 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import TASKS, load_volume, method_config, run_method, set_threads  # noqa: E402
+from .measure import run_method, set_threads
+from .tasks import TASKS, load_volume, method_config, simulate_task
 
 HERE = Path(__file__).resolve().parent
 STORE = HERE / "adaptation_study.json"
@@ -142,7 +142,7 @@ def main(argv=None) -> int:
         (HERE / "adaptation_study.md").write_text(render(rows))
         return 0
     done = {key(r) for r in rows}
-    command = "python benchmarks/adaptation_study.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+    command = "python -m benchmarks.adaptation_study " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     groups = [g.strip() for g in args.groups.split(",") if g.strip()]
     bad = [g for g in groups if g not in GROUPS]
     if bad:
@@ -154,7 +154,6 @@ def main(argv=None) -> int:
             vol = load_volume(volume, args.slices)
             for task_name in args.tasks.split(","):
                 task = TASKS[task_name]
-                from common import simulate_task
 
                 for seed in (int(s) for s in args.seeds.split(",")):
                     m = simulate_task(vol, task, seed)

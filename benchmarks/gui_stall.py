@@ -12,9 +12,9 @@ that is the longest time the window could not repaint or react. Measured phases:
 
 Defaults are small (8 slices of 32², the tiny random test prior, 8 steps) so that this runs in
 a minute on a busy 2-core machine; ``--prior ellipses-64 --size 64 --slices 64`` measures the
-real job. Needs a display (Xvfb: ``xvfb-run -a python benchmarks/gui_stall.py``).
+real job. Needs a display (Xvfb: ``xvfb-run -a python -m benchmarks.gui_stall``).
 
-    python benchmarks/gui_stall.py [--views] [--interval 0.5] [--json out.json]
+    python -m benchmarks.gui_stall [--views] [--interval 0.5] [--json out.json]
 """
 
 from __future__ import annotations
@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> dict:
         data = resize(data, (data.shape[0], args.size, args.size), order=1).astype(np.float32)
 
     viewer = napari.Viewer(show=True)
-    viewer.window._qt_window.resize(1600, 1000)
+    viewer.window.resize(1600, 1000)
     viewer.add_image(data * 1000.0, name="brain", scale=vol.spacing)
     dw = DataWidget(viewer)
     viewer.window.add_dock_widget(dw, name="D3IP: Data")

@@ -1,9 +1,9 @@
 """Where the time of DDS and D3IP-base goes (issue #13, cost at the compute floor).
 
-    python benchmarks/loop_overhead.py [--slices 16] [--nfe 10] [--iters 10] [--k 6] [--threads 1]
+    python -m benchmarks.loop_overhead [--slices 16] [--nfe 10] [--iters 10] [--k 6] [--threads 1]
 
 Runs DDS and D3IP-base on the same measurement (brain-64 central slices, SV-CT 15 views) under
-common.UNetTimer (forward hooks on the network + the backward from its output on), then times,
+UNetTimer (forward hooks on the network + the backward from its output on), then times,
 in isolation, the inherent work of one adaptation iteration: a forward + backward of the
 LoRA network on K slices (median of 5). Reports the UNet's share of each run's wall time and
 D3IP-base's wall time against DDS's wall time + steps_adapted x I x (UNet fwd+bwd on K
@@ -21,8 +21,9 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common  # noqa: E402
+from .measure import UNetTimer, command_line, machine_info, run_method, set_threads, warm_up
+from .report import machine_md
+from .tasks import METHODS, TASKS, load_prior_arg, load_volume, method_config, simulate_task
 
 HERE = Path(__file__).resolve().parent
 
@@ -52,28 +53,28 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--prior", default="ellipses-64")
     args = ap.parse_args(argv)
-    common.set_threads(args.threads)
-    task = common.TASKS["ct15"]
-    prior = common.load_prior_arg(args.prior)
-    common.warm_up(prior)
-    meas = common.simulate_task(common.load_volume("brain-64", args.slices), task, 0)
+    set_threads(args.threads)
+    task = TASKS["ct15"]
+    prior = load_prior_arg(args.prior)
+    warm_up(prior)
+    meas = simulate_task(load_volume("brain-64", args.slices), task, 0)
     rows = {}
-    with common.UNetTimer(prior.net) as timer:
+    with UNetTimer(prior.net) as timer:
         for m in ("dds", "d3ip-base"):
-            cfg = common.method_config(m, task, nfe=args.nfe, iters=args.iters, k=args.k, device="cpu")
-            rows[m] = common.run_method(meas, cfg, prior, unet_timer=timer)
+            cfg = method_config(m, task, nfe=args.nfe, iters=args.iters, k=args.k, device="cpu")
+            rows[m] = run_method(meas, cfg, prior, unet_timer=timer)
     fb = fwd_bwd_seconds(prior, args.k, 4)
     dds, d3 = rows["dds"], rows["d3ip-base"]
     inherent = d3["steps_adapted"] * args.iters * fb
     expected = dds["wall_seconds"] + inherent
     lines = [
-        "# Loop overhead: DDS vs D3IP-base", "", f"`{common.command_line()}`", "",
-        f"Machine: {common.machine_md(common.machine_info())}.", "",
+        "# Loop overhead: DDS vs D3IP-base", "", f"`{command_line()}`", "",
+        f"Machine: {machine_md(machine_info())}.", "",
         f"brain-64, {args.slices} central slices, SV-CT 15 views, NFE {args.nfe}, D3IP-base K = {args.k}, "
         f"I = {args.iters}, LoRA rank 4.", "",
         "| run | wall s | UNet fwd s | UNet bwd s | UNet share | UNet calls |", "|---|---|---|---|---|---|"]
     for m, r in rows.items():
-        lines.append(f"| {common.METHODS[m][0]} | {r['wall_seconds']:.1f} | {r['unet_forward_seconds']:.1f} | "
+        lines.append(f"| {METHODS[m][0]} | {r['wall_seconds']:.1f} | {r['unet_forward_seconds']:.1f} | "
                      f"{r['unet_backward_seconds']:.1f} | {100 * r['unet_share']:.0f} % | {r['unet_forward_calls']} |")
     lines += ["", f"- one UNet forward + backward on K = {args.k} slices, in isolation: {fb:.3f} s (median of 5)",
               f"- inherent adaptation work: {d3['steps_adapted']} adapted steps × I = {args.iters} × {fb:.3f} s "

@@ -1,6 +1,6 @@
 """Speed of the forward operators: forward + adjoint of a batch of 16 slices.
 
-Run: `python benchmarks/operators.py [--sizes 64 128 256] [--repeats 7] [--out FILE]`.
+Run: `python -m benchmarks.operators [--sizes 64 128 256] [--repeats 7] [--out FILE]`.
 Writes a markdown table (default benchmarks/operators.md) with the machine description.
 Times are medians over `repeats` runs after two warm-up runs; the CT system-matrix build (a
 one-off per geometry, then cached) and the ESPIRiT estimate (a one-off per slice, at
@@ -13,7 +13,6 @@ import argparse
 import os
 import platform
 import statistics
-import sys
 import time
 from pathlib import Path
 
@@ -31,8 +30,7 @@ from napari_d3ip.operators import (
 )
 from napari_d3ip.operators.ct import clear_cache
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import cpu_model  # noqa: E402
+from .measure import cpu_model
 
 BATCH = 16
 
@@ -120,7 +118,7 @@ def main() -> None:
     lines = [
         "# Operator speed: forward + adjoint, batch of 16 slices",
         "",
-        f"Made by `python benchmarks/operators.py` on {time.strftime('%Y-%m-%d')}, device "
+        f"Made by `python -m benchmarks.operators` on {time.strftime('%Y-%m-%d')}, device "
         f"`{args.device}`; median of {args.repeats} runs after 2 warm-ups, no autograd.",
         "",
         machine(),

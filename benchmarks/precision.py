@@ -1,6 +1,6 @@
 """fp32 vs bf16 autocast for the UNet on this machine (issue #12): forward and train step.
 
-    python benchmarks/precision.py [--threads 1] [--channels 32] [--batch 4] [--repeats 5]
+    python -m benchmarks.precision [--threads 1] [--channels 32] [--batch 4] [--repeats 5]
 
 Prints (and writes benchmarks/precision.md) the median time of a forward pass and of a
 training step (forward + backward + AdamW) at 64², in fp32 and under bf16 autocast, with the
@@ -68,7 +68,7 @@ def main(argv=None) -> int:
     flags = sorted(f for f in cpu_flags() if "bf16" in f or f in ("avx2", "avx512f", "amx_tile"))
     lines = [
         "# UNet precision on this machine", "",
-        f"`python benchmarks/precision.py --threads {args.threads} --channels {args.channels} "
+        f"`python -m benchmarks.precision --threads {args.threads} --channels {args.channels} "
         f"--batch {args.batch} --repeats {args.repeats}`", "",
         f"Machine: {describe_machine()}; relevant flags: {', '.join(flags) or 'none'}; "
         f"`--bf16 auto` picks **{'bf16' if resolve_bf16('auto', 'cpu', warn=False) else 'fp32'}** here.", "",

@@ -1,6 +1,6 @@
 """Prior pilot at equal compute (issue #12): which training recipe wins on this machine?
 
-    python benchmarks/prior_pilot.py --runs training/runs/pilot/classic32 \
+    python -m benchmarks.prior_pilot --runs training/runs/pilot/classic32 \
         training/runs/pilot/vmin32 training/runs/pilot/vmin48 [--shipped ellipses-64]
 
 For each run (its exported EMA prior): steps and CPU time spent, Tweedie PSNR at

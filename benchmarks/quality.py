@@ -9,24 +9,34 @@ settings are its task's preset (paper Table 5: `d3ip presets`), with the overrid
 Writes its section (`quality/<label>`; other sections are kept) to benchmarks/results.json
 and re-renders benchmarks/RESULTS.md from it.
 
-    python benchmarks/quality.py --quick                    # smoke: 8 slices, NFE 5, I = 1
-    python benchmarks/quality.py --tasks ct15 --methods admm-tv,dds,d3ip-base \\
+    python -m benchmarks.quality --quick                    # smoke: 8 slices, NFE 5, I = 1
+    python -m benchmarks.quality --tasks ct15 --methods admm-tv,dds,d3ip-base \\
         --nfe 25 --k 4 --iters 5 --label partial-ct15       # a partial run
-    python benchmarks/quality.py --estimate --nfe 25 --iters 5   # projected time, no run
-    python benchmarks/quality.py --volume heldout-epi ...   # the second (held-out) volume
+    python -m benchmarks.quality --estimate --nfe 25 --iters 5   # projected time, no run
+    python -m benchmarks.quality --volume heldout-epi ...   # the second (held-out) volume
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import common  # noqa: E402
-from common import METHODS, TASKS  # noqa: E402
+from .measure import command_line, machine_info, run_method, set_threads, warm_up
+from .projection import project_seconds
+from .report import HERE, f2, mb, render_results
+from .store import Section, now, save, sections
+from .tasks import (
+    METHODS,
+    TASKS,
+    VOLUMES,
+    load_prior_arg,
+    load_volume,
+    method_config,
+    parse_list,
+    prior_info,
+    simulate_task,
+)
 
 QUICK = {"slices": 8, "nfe": 5, "iters": 1}
 
@@ -40,7 +50,7 @@ def parser() -> argparse.ArgumentParser:
                          f"I = {QUICK['iters']} (explicit options still win)")
     ap.add_argument("--methods", default="all", help=f"comma list of {', '.join(METHODS)}")
     ap.add_argument("--tasks", default="all", help=f"comma list of {', '.join(TASKS)}")
-    ap.add_argument("--volume", default="brain-64", choices=common.VOLUMES,
+    ap.add_argument("--volume", default="brain-64", choices=VOLUMES,
                     help="sample volume (heldout-epi: the second, held-out anatomy)")
     ap.add_argument("--slices", type=int, default=None, help="central slices kept (all)")
     ap.add_argument("--nfe", type=int, default=None, help="diffusion steps (preset: 50)")
@@ -59,7 +69,7 @@ def parser() -> argparse.ArgumentParser:
                     help="section name in results.json / RESULTS.md (default quick or full, "
                          "with the volume when not brain-64)")
     ap.add_argument("--note", default="", help="a sentence printed under the section title")
-    ap.add_argument("--out-dir", type=Path, default=common.HERE)
+    ap.add_argument("--out-dir", type=Path, default=HERE)
     ap.add_argument("--estimate", action="store_true",
                     help="print the projected time of this plan from the measured unit costs "
                          "of section --from-label and exit (no run)")
@@ -75,8 +85,8 @@ def resolve(args: argparse.Namespace) -> argparse.Namespace:
     if args.label is None:
         args.label = ("quick" if args.quick else "full") + (
             "" if args.volume == "brain-64" else f"-{args.volume}")
-    args.method_list = common.parse_list(args.methods, METHODS, "method(s)")
-    args.task_list = common.parse_list(args.tasks, TASKS, "task(s)")
+    args.method_list = parse_list(args.methods, METHODS, "method(s)")
+    args.task_list = parse_list(args.tasks, TASKS, "task(s)")
     return args
 
 
@@ -96,7 +106,7 @@ def title(args, n_slices: int) -> str:
 def run_quality(argv: list[str] | None = None, prior=None) -> dict:
     """Run the benchmark; `prior` (a napari_d3ip Prior) replaces --prior (tests)."""
     args = resolve(parser().parse_args(argv))
-    common.set_threads(args.threads)
+    set_threads(args.threads)
     if args.estimate:
         return estimate(args, Path(args.out_dir))
     return run_grid(args, "quality", prior)
@@ -107,60 +117,59 @@ def run_grid(args: argparse.Namespace, kind: str, prior=None,
     """Every method of args.method_list on every task of args.task_list; the section is saved
     (results.json `kind/label`) and RESULTS.md re-rendered after every run."""
     out_dir = Path(args.out_dir)
-    vol = common.load_volume(args.volume, args.slices)
+    vol = load_volume(args.volume, args.slices)
     n = vol.shape[0]
     if prior is None and any(METHODS[m][1] != "admm-tv" for m in args.method_list):
-        prior = common.load_prior_arg(args.prior)
-    common.warm_up(prior)
-    section = common.Section(label=args.label, title=title(args, n),
-                             command=common.command_line(), machine=common.machine_info(),
+        prior = load_prior_arg(args.prior)
+    warm_up(prior)
+    section = Section(label=args.label, title=title(args, n),
+                             command=command_line(), machine=machine_info(),
                              settings=settings(args, n),
-                             prior=common.prior_info(prior) if prior is not None else None,
+                             prior=prior_info(prior) if prior is not None else None,
                              note=args.note)
     for task_name in args.task_list:
         task = TASKS[task_name]
         t0 = time.perf_counter()
-        meas = common.simulate_task(vol, task, args.seed)
+        meas = simulate_task(vol, task, args.seed)
         print(f"[{task_name}] simulated {n} slices in {time.perf_counter() - t0:.1f} s",
               flush=True)
         for method in args.method_list:
             over = {"nfe": args.nfe, "iters": args.iters, "k": args.k,
                     **(method_overrides or {}).get(method, {})}
-            cfg = common.method_config(method, task, seed=args.seed, device=args.device,
+            cfg = method_config(method, task, seed=args.seed, device=args.device,
                                        batch_slices=args.batch_slices, **over)
-            row = common.run_method(meas, cfg, prior, time_limit=args.time_limit)
+            row = run_method(meas, cfg, prior, time_limit=args.time_limit)
             row.update(task=task_name, method=method)
             section.rows.append(row)
-            print(f"[{task_name}] {METHODS[method][0]:13s} PSNR {common.f2(row.get('psnr'))} "
-                  f"SSIM {common.f2(row.get('ssim'), 3)} vol {common.f2(row.get('volume_psnr'))}"
-                  f"  {row['wall_seconds']:.1f} s  peak {common.mb(row['peak_rss_bytes'])} MB"
+            print(f"[{task_name}] {METHODS[method][0]:13s} PSNR {f2(row.get('psnr'))} "
+                  f"SSIM {f2(row.get('ssim'), 3)} vol {f2(row.get('volume_psnr'))}"
+                  f"  {row['wall_seconds']:.1f} s  peak {mb(row['peak_rss_bytes'])} MB"
                   f"  {row['status'][:70]}", flush=True)
-            common.save(out_dir, kind, args.label, section.to_dict())  # survives a kill
-            common.render_results(out_dir)
+            save(out_dir, kind, args.label, section.to_dict())  # survives a kill
+            render_results(out_dir)
             if after_each is not None:
                 after_each()
-    section.finished = common.now()
-    store = common.save(out_dir, kind, args.label, section.to_dict())
-    path = common.render_results(out_dir)
+    section.finished = now()
+    store = save(out_dir, kind, args.label, section.to_dict())
+    path = render_results(out_dir)
     print(f"wrote {store} and {path}")
     return section.to_dict()
 
 
 def estimate(args, out_dir: Path) -> dict:
     """Projected seconds of the planned runs from a measured section's unit costs."""
-    src = common.sections(out_dir, "quality").get(args.from_label)
+    src = sections(out_dir, "quality").get(args.from_label)
     if src is None:
         raise SystemExit(f"no section {args.from_label!r} in {out_dir / 'results.json'}; run "
                          "--quick first (or name another with --from-label)")
-    n = common.load_volume(args.volume, args.slices).shape[0]
+    n = load_volume(args.volume, args.slices).shape[0]
     by = {(r["task"], r["method"]): r for r in src["rows"]}
     lines, total = [], 0.0
     for t in args.task_list:
         for m in args.method_list:
-            cfg = common.method_config(m, TASKS[t], nfe=args.nfe, iters=args.iters, k=args.k)
+            cfg = method_config(m, TASKS[t], nfe=args.nfe, iters=args.iters, k=args.k)
             row = by.get((t, m))
-            sec = common.project_seconds(row, n, cfg.nfe, cfg.adapt_iters, cfg.k_slices) \
-                if row else None
+            sec = project_seconds(row, cfg, n)
             total += sec or 0.0
             lines.append(f"{t:7s} {m:10s} NFE {cfg.nfe:3d} I {cfg.adapt_iters:2d} "
                          f"K {cfg.k_slices}: " + (f"{sec / 60:7.1f} min" if sec else "unknown"))

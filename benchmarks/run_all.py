@@ -1,7 +1,7 @@
-"""All benchmarks with one command: quality.py, speed.py, then solvers.py.
+"""All benchmarks with one command: quality, speed, then solvers.
 
-    python benchmarks/run_all.py --quick         # smoke run of all three (minutes)
-    python benchmarks/run_all.py                 # the full run (see RESULTS.md for its cost)
+    python -m benchmarks.run_all --quick         # smoke run of all three (minutes)
+    python -m benchmarks.run_all                 # the full run (see RESULTS.md for its cost)
 
 Each script runs in its own process (so one's memory does not hide the next one's peak) with
 the same --threads; options after `--` go to every script (e.g. `-- --volume heldout-epi`).
@@ -37,17 +37,17 @@ def main(argv: list[str] | None = None) -> int:
     bad = [s for s in only if s not in SCRIPTS]
     if bad:
         ap.error(f"unknown script(s) {bad}; choose from {SCRIPTS}")
-    me = shlex.join(["python", os.path.relpath(sys.argv[0]), *(argv if argv is not None
-                                                                 else sys.argv[1:])])
+    me = shlex.join(["python", "-m", "benchmarks.run_all",
+                     *(argv if argv is not None else sys.argv[1:])])
     env = {**os.environ, "D3IP_BENCH_PARENT": me}
     failures = []
     t_all = time.perf_counter()
     for name in only:
-        cmd = [sys.executable, str(HERE / f"{name}.py"), "--threads", str(args.threads),
+        cmd = [sys.executable, "-m", f"benchmarks.{name}", "--threads", str(args.threads),
                "--out-dir", str(args.out_dir), *(["--quick"] if args.quick else []), *rest]
         print(f"== {name}: {shlex.join(cmd)}", flush=True)
         t0 = time.perf_counter()
-        rc = subprocess.call(cmd, env=env)
+        rc = subprocess.call(cmd, env=env, cwd=HERE.parent)
         print(f"== {name}: exit {rc} after {time.perf_counter() - t0:.0f} s", flush=True)
         if rc:
             failures.append(name)

@@ -12,20 +12,19 @@ step (3.19 s vs 2.45 s), so the paper's 1000 steps cost about 26x a 50-step DDS 
 against 2 min here). The full runs used --dps-nfe 250 with every method, then DPS alone with
 --dps-nfe 1000 (sections dps1000-ct / dps1000-mri).
 
-    python benchmarks/solvers.py --quick         # 8 central slices, NFE 5
-    python benchmarks/solvers.py                 # 64 slices, NFE 50 (the presets)
+    python -m benchmarks.solvers --quick         # 8 central slices, NFE 5
+    python -m benchmarks.solvers                 # 64 slices, NFE 50 (the presets)
 """
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import common  # noqa: E402
-import quality  # noqa: E402
-from common import METHODS, TASKS  # noqa: E402
+from . import quality
+from .measure import set_threads
+from .report import f2, mb, md_table, section_header
+from .store import sections
+from .tasks import METHODS, PAPER, TASKS
 
 SOLVER_METHODS = ("admm-tv", "dds", "ddnm", "dps", "mbir")
 SOLVER_TASKS = ("ct15", "mri-r8")
@@ -46,7 +45,7 @@ def run_solvers(argv: list[str] | None = None, prior=None) -> dict:
     if args.label is None:
         args.label = "quick" if args.quick else "full"
     args = quality.resolve(args)
-    common.set_threads(args.threads)
+    set_threads(args.threads)
     over = {"dps": {"nfe": args.dps_nfe, "eta": 1.0}} if args.dps_nfe else None
     out_dir = Path(args.out_dir)
 
@@ -79,7 +78,7 @@ def verdicts(s: dict) -> list[str]:
 
 def _paper(row: dict) -> str:
     col = TASKS[row["task"]].paper
-    p = common.PAPER.get(col, {}).get(row["method"]) if col else None
+    p = PAPER.get(col, {}).get(row["method"]) if col else None
     return f"{p[0]:.2f} / {p[1]:.3f}" if p else "—"
 
 
@@ -90,17 +89,17 @@ def write_md(out_dir: Path) -> Path:
              "beats DDS by +1.27 / +2.38 dB; DDNM (23.55 / 14.59 dB) and DPS (17.85 / 27.30 dB, 1000 "
              "DDPM steps) lose to DDS on SV-CT. The `paper` column is that table (256³, 60-view CT, "
              "R = 15 MRI): compare orderings and gaps, not absolute dB.", ""]
-    for _label, s in sorted(common.sections(out_dir, "solvers").items(),
+    for _label, s in sorted(sections(out_dir, "solvers").items(),
                            key=lambda kv: (kv[0].startswith("quick"), kv[0])):
-        lines += [f"## {s['title']}", ""] + common.section_header(s)
+        lines += [f"## {s['title']}", ""] + section_header(s)
         table = []
         for r in s["rows"]:
             table.append([TASKS[r["task"]].label, METHODS[r["method"]][0],
                           "—" if r["method"] == "admm-tv" else str(r.get("nfe")),
-                          common.f2(r.get("psnr")), common.f2(r.get("ssim"), 3),
-                          common.f2(r.get("volume_psnr")), common.f2(r.get("wall_seconds"), 1),
-                          common.mb(r.get("peak_rss_bytes")), _paper(r), r.get("status", "?")[:80]])
-        lines += common.md_table(["task", "method", "NFE", "PSNR", "SSIM", "volume PSNR",
+                          f2(r.get("psnr")), f2(r.get("ssim"), 3),
+                          f2(r.get("volume_psnr")), f2(r.get("wall_seconds"), 1),
+                          mb(r.get("peak_rss_bytes")), _paper(r), r.get("status", "?")[:80]])
+        lines += md_table(["task", "method", "NFE", "PSNR", "SSIM", "volume PSNR",
                                   "wall s", "peak MB", "paper PSNR / SSIM", "status"], table) + [""]
         v = verdicts(s)
         if v:

@@ -8,13 +8,13 @@ as in the presets (the ratio D3IP/DDIP does not depend on I; the default I = 2 k
 per-slice methods affordable at 128 slices on a CPU).
 
 Reported per run: wall time, the run card's sampling/adaptation split, time inside the UNet
-(forward hooks on the network + the backward from the UNet's output on; common.UNetTimer),
-peak memory (common.PeakRSS) and the adapted-parameter bytes; then the ratios
+(forward hooks on the network + the backward from the UNet's output on; UNetTimer),
+peak memory (PeakRSS) and the adapted-parameter bytes; then the ratios
 DDIP/D3IP-base (goal >= 12x at 64 slices), D3IP-base/DDS (goal <= 1.5x) and T(2N)/T(N)
 per method (wall, and adaptation only: D3IP's should stay flat).
 
-    python benchmarks/speed.py --quick           # 16, 32 slices, NFE 3, I = 1
-    python benchmarks/speed.py                   # 16, 32, 64, 128 slices, NFE 10, I = 2
+    python -m benchmarks.speed --quick           # 16, 32 slices, NFE 3, I = 1
+    python -m benchmarks.speed                   # 16, 32, 64, 128 slices, NFE 10, I = 2
 
 Writes its section (`speed/<label>`) to benchmarks/results.json and re-renders RESULTS.md.
 """
@@ -22,13 +22,23 @@ Writes its section (`speed/<label>`) to benchmarks/results.json and re-renders R
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import common  # noqa: E402
-from common import METHODS, TASKS  # noqa: E402
+from .measure import UNetTimer, command_line, machine_info, run_method, set_threads, warm_up
+from .report import HERE, f2, mb, render_results
+from .store import Section, now, save
+from .tasks import (
+    METHODS,
+    TASKS,
+    VOLUMES,
+    central,
+    load_prior_arg,
+    load_volume,
+    method_config,
+    parse_list,
+    prior_info,
+    simulate_task,
+)
 
 SPEED_METHODS = ("dds", "scd", "ddip", "d3ip-base")
 QUICK = {"sizes": [16, 32], "nfe": 3, "iters": 1}
@@ -44,7 +54,7 @@ def parser() -> argparse.ArgumentParser:
                     help=f"numbers of slices (default {FULL['sizes']})")
     ap.add_argument("--methods", default=",".join(SPEED_METHODS))
     ap.add_argument("--task", default="ct15", choices=list(TASKS))
-    ap.add_argument("--volume", default="brain-128-64", choices=common.VOLUMES)
+    ap.add_argument("--volume", default="brain-128-64", choices=VOLUMES)
     ap.add_argument("--nfe", type=int, default=None, help=f"default {FULL['nfe']}")
     ap.add_argument("--iters", type=int, default=None, help=f"default {FULL['iters']}")
     ap.add_argument("--k", type=int, default=None, help="D3IP slices per iteration (preset)")
@@ -55,7 +65,7 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--time-limit", type=float, default=1500.0)
     ap.add_argument("--label", default=None, help="section name (default quick or full)")
     ap.add_argument("--note", default="")
-    ap.add_argument("--out-dir", type=Path, default=common.HERE)
+    ap.add_argument("--out-dir", type=Path, default=HERE)
     return ap
 
 
@@ -132,50 +142,50 @@ def run_speed(argv: list[str] | None = None, prior=None) -> dict:
     nfe = args.nfe or base["nfe"]
     iters = args.iters or base["iters"]
     label = args.label or ("quick" if args.quick else "full")
-    methods = common.parse_list(args.methods, SPEED_METHODS, "method(s)")
-    common.set_threads(args.threads)
+    methods = parse_list(args.methods, SPEED_METHODS, "method(s)")
+    set_threads(args.threads)
     out_dir = Path(args.out_dir)
     task = TASKS[args.task]
-    full = common.load_volume(args.volume)
+    full = load_volume(args.volume)
     if max(sizes) > full.shape[0]:
         raise SystemExit(f"{args.volume} has {full.shape[0]} slices; --sizes asks for "
                          f"{max(sizes)}")
-    prior = prior if prior is not None else common.load_prior_arg(args.prior)
-    common.warm_up(prior)
-    section = common.Section(
+    prior = prior if prior is not None else load_prior_arg(args.prior)
+    warm_up(prior)
+    section = Section(
         label=label, title=f"{label}: {task.label}, {args.volume}, slices {sizes}, NFE {nfe}, "
                            f"I {iters}, K {args.k or 'preset'}",
-        command=common.command_line(), machine=common.machine_info(),
+        command=command_line(), machine=machine_info(),
         settings={"task": args.task, "volume": args.volume, "slices": sizes, "NFE": nfe,
                   "I": iters, "K": args.k or "preset", "seed": args.seed,
                   "threads": args.threads, "device": args.device},
-        prior=common.prior_info(prior), note=args.note)
-    with common.UNetTimer(prior.net) as timer:
+        prior=prior_info(prior), note=args.note)
+    with UNetTimer(prior.net) as timer:
         for n in sizes:
-            meas = common.simulate_task(common.central(full, n), task, args.seed)
+            meas = simulate_task(central(full, n), task, args.seed)
             for m in methods:
-                cfg = common.method_config(m, task, nfe=nfe, iters=iters, k=args.k,
+                cfg = method_config(m, task, nfe=nfe, iters=iters, k=args.k,
                                            seed=args.seed, device=args.device)
-                row = common.run_method(meas, cfg, prior, time_limit=args.time_limit,
+                row = run_method(meas, cfg, prior, time_limit=args.time_limit,
                                         unet_timer=timer)
                 row.update(method=m, task=args.task)
                 row.pop("per_slice_psnr", None)
                 section.rows.append(row)
                 share = row.get("unet_share")
                 print(f"[{n:3d} slices] {METHODS[m][0]:10s} {row['wall_seconds']:8.1f} s "
-                      f"(adapt {common.f2(row.get('adapt_seconds'), 1)} s, UNet "
+                      f"(adapt {f2(row.get('adapt_seconds'), 1)} s, UNet "
                       f"{100 * share if share else float('nan'):.0f} %) peak "
-                      f"{common.mb(row['peak_rss_bytes'])} MB  {row['status'][:60]}",
+                      f"{mb(row['peak_rss_bytes'])} MB  {row['status'][:60]}",
                       flush=True)
                 d = section.to_dict()
                 d["ratios"] = ratios(section.rows)
-                common.save(out_dir, "speed", label, d)
-                common.render_results(out_dir)
-    section.finished = common.now()
+                save(out_dir, "speed", label, d)
+                render_results(out_dir)
+    section.finished = now()
     d = section.to_dict()
     d["ratios"] = ratios(section.rows)
-    store = common.save(out_dir, "speed", label, d)
-    path = common.render_results(out_dir)
+    store = save(out_dir, "speed", label, d)
+    path = render_results(out_dir)
     for k, v in d["ratios"].items():
         print(f"{k}: {v}")
     print(f"wrote {store} and {path}")

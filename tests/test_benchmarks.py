@@ -4,24 +4,16 @@ from __future__ import annotations
 
 import json
 import math
-import sys
-from pathlib import Path
+import time
 
+import pytest
+import torch
 from conftest import make_tiny_prior
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
-
-
-def _quality():
-    if str(BENCH) not in sys.path:
-        sys.path.insert(0, str(BENCH))
-    import quality
-
-    return quality
+from benchmarks import quality
 
 
 def test_quality_quick_writes_rows(tmp_path):
-    quality = _quality()
     section = quality.run_quality(
         ["--quick", "--slices", "4", "--methods", "dds,d3ip-base", "--tasks", "ct15",
          "--nfe", "2", "--threads", "1", "--out-dir", str(tmp_path)],
@@ -51,8 +43,7 @@ def test_quality_quick_writes_rows(tmp_path):
 
 
 def test_speed_fit_line_and_projection():
-    _quality()  # puts benchmarks/ on the path
-    import speed
+    from benchmarks import speed
 
     assert speed.fit_line([(8, 3.0), (16, 5.0), (32, 9.0)]) == (0.25, 1.0)
     rows = [{"method": m, "n_slices": n, "status": "ok", "wall_seconds": w, "adapt_seconds": a}
@@ -65,11 +56,70 @@ def test_speed_fit_line_and_projection():
 
 
 def test_adaptation_study_renders_deltas_against_dds():
-    _quality()
-    import adaptation_study as st
+    from benchmarks import adaptation_study as st
 
     rows = [{"prior": "p", "volume": "v", "task": "ct15", "nfe": 25, "seed": 0, "row": r,
              "psnr": p, "ssim": 0.5, "wall_seconds": 10.0} for r, p in (("DDS", 20.0), ("D3IP-base (preset)", 23.5))]
     md = st.render(rows)
     assert "| D3IP-base (preset) | 23.50 / 0.500, Δ +3.50" in md
     assert st.key(rows[0]) == ("p", "v", "ct15", 25, 0, "DDS")
+
+
+def test_unet_timer_uses_module_hooks_only():
+    """Forward and backward time through hooks on the network: torch.autograd untouched."""
+    from benchmarks.measure import UNetTimer
+
+    net = torch.nn.Sequential(*[torch.nn.Conv2d(4, 4, 3, padding=1) for _ in range(6)])
+    net.requires_grad_(False)
+    net[2].weight.requires_grad_(True)  # like a LoRA factor: the only trainable parameter
+    before = (torch.autograd.backward, torch.autograd.grad)
+    x = torch.randn(2, 4, 32, 32)
+    with UNetTimer(net) as timer:
+        assert (torch.autograd.backward, torch.autograd.grad) == before
+        with torch.no_grad():
+            net(x)
+        net(x).square().mean().backward()  # adaptation: gradient of the parameters
+        xi = x.clone().requires_grad_(True)
+        (g,) = torch.autograd.grad(net(xi).sum(), xi)  # DPS: gradient of the input
+        t0 = time.perf_counter()
+        stats = timer.stats
+    assert stats["forward_calls"] == 3
+    assert 0 < stats["backward_seconds"] < t0
+    assert stats["forward_seconds"] > 0 and timer.seconds >= stats["backward_seconds"]
+    assert net[2].weight.grad is not None and g.shape == x.shape
+
+
+def test_projection_follows_the_library_cost_model():
+    """A projection scales the measured seconds by napari_d3ip.cost.estimate_cost's ratios."""
+    from benchmarks.projection import MeasurementShape, model_seconds, project_seconds
+    from benchmarks.tasks import TASKS, method_config
+    from napari_d3ip.cost import estimate_cost
+
+    task = TASKS["ct15"]
+    cfg = method_config("d3ip-base", task, nfe=5, iters=1)
+    row = {"method": "d3ip-base", "task": "ct15", "status": "ok", "psnr": 20.0,
+           "n_slices": 8, "nfe": 5, "image_shape": [64, 64], "config": cfg.to_dict(),
+           "wall_seconds": 10.0, "adapt_seconds": 4.0}
+    assert project_seconds(row, cfg, 8) == pytest.approx(10.0)
+    s, a = model_seconds(cfg, 8, (64, 64))
+    assert s + a == pytest.approx(estimate_cost(MeasurementShape(8, (64, 64)), cfg)["seconds"])
+    big = method_config("d3ip-base", task, nfe=50, iters=5)
+    s1, a1 = model_seconds(big, 64, (64, 64))
+    assert project_seconds(row, big, 64) == pytest.approx(6.0 * s1 / s + 4.0 * a1 / a)
+    dds = method_config("dds", task, nfe=5)
+    dds_row = {**row, "method": "dds", "config": dds.to_dict(), "adapt_seconds": 0.0}
+    assert project_seconds(dds_row, dds.replace(nfe=10), 16) == pytest.approx(40.0, rel=0.01)
+    assert project_seconds({**row, "status": "error: x"}, big, 64) is None
+
+
+def test_benchmarks_run_as_modules():
+    """No sys.path edits: every script imports as benchmarks.<name>."""
+    import importlib
+    from pathlib import Path
+
+    root = Path(quality.__file__).resolve().parent
+    for f in sorted(root.glob("*.py")):
+        text = f.read_text()
+        assert "sys.path" not in text, f.name
+        if f.stem != "gui_stall":
+            importlib.import_module(f"benchmarks.{f.stem}")
