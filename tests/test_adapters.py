@@ -114,7 +114,7 @@ def test_meta_epsilon_decays_linearly_from_one(tiny_prior):
 
     m = _meas(n=2)
     cfg = _cfg(adapter="d3ip-meta", nfe=5)
-    adapter = D3IPMeta(tiny_prior, cfg, DDS(), m.operator, m.y, [800, 600, 400, 200, 0])
+    adapter = D3IPMeta(tiny_prior, cfg, DDS(), m, [800, 600, 400, 200, 0])
     eps = [adapter.epsilon(i) for i in range(5)]
     assert eps[0] == 1.0 and all(a > b for a, b in zip(eps, eps[1:]))
     assert np.allclose(np.diff(eps), -0.2)
@@ -168,7 +168,7 @@ def _adapter(tiny_prior, m, **kw):
     from napari_d3ip.adapters.d3ip import build_adapter
 
     cfg = _cfg(**kw)
-    return build_adapter(cfg, tiny_prior, DDS(), m.operator, m.y, [500, 0])
+    return build_adapter(cfg, tiny_prior, DDS(), m, [500, 0])
 
 
 def test_measurement_loss_falls_during_the_iterations_of_one_step(tiny_prior):

@@ -135,7 +135,7 @@ def test_config_json_round_trip():
 
 def test_estimate_cost_scales_as_the_methods_do():
     """DDS ∝ N·NFE; D3IP's adaptation does not grow with N, DDIP's does; DPS costs more per NFE."""
-    from napari_d3ip.pipeline import estimate_cost
+    from napari_d3ip.cost import estimate_cost
 
     def meas(n):
         return measurement_of(torch.rand(n, 8, 8), matrix_operator(20))

@@ -12,16 +12,19 @@ return Result                                x̂0|y at t = 0, clipped to [0, 1],
 ```
 The generator form lets the CLI show a progress bar and the GUI stream live views with the
 same code; closing the generator cancels within one step. Noise is drawn on the CPU from one
-seeded generator per run, so a seed gives the same result whatever the batch size.
+seeded generator per run, so a seed gives the same result whatever the batch size (and the
+number of processes: see distributed.py for a volume split across ranks).
+
+The loop does no bookkeeping of its own: the Measurement batches itself and knows A†y, its
+operator norms and its loss; every estimator (DPS included) is called through `predict` and
+`correct_volume`; the network is applied in one place, `apply_net`.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable, Generator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -31,13 +34,22 @@ from . import __version__
 from .config import RunConfig
 from .core.precision import describe_machine, resolve_bf16
 from .core.prior import Prior, load_prior, resolve_device
-from .core.schedule import dds_step, tweedie
+from .core.schedule import dds_step
+from .distributed import Slab, resolve_group, run_device
 from .events import Result, Step
+from .io.results import (  # noqa: F401 (re-exported: the result files' functions live in io/)
+    check_card_path,
+    is_run_card,
+    json_default,
+    nonfinite_slices,
+    run_card_path,
+    save_result,
+)
 from .metrics import evaluate, mean_psnr
 from .operators.base import Measurement
-from .solvers import DCContext, build_estimator, data_loss
+from .solvers import build_estimator
 from .solvers.admm_tv import admm_tv
-from .solvers.cg import mean_eigenvalue, power_iteration
+from .solvers.base import Estimator
 
 
 class PipelineError(ValueError):
@@ -57,45 +69,34 @@ def slerp(a: torch.Tensor, b: torch.Tensor, w: float) -> torch.Tensor:
     return (math.sin((1 - w) * omega) * a + math.sin(w * omega) * b) / math.sin(omega)
 
 
-def initial_state(pinv: torch.Tensor, kind: str, alpha_bar: float,
-                  g: torch.Generator) -> torch.Tensor:
-    """x at the first time: A†y + slerp noise across slices, A†y + iid noise, or pure noise."""
+def initial_state(pinv: torch.Tensor, kind: str, alpha_bar: float, g: torch.Generator,
+                  first: int = 0, total: int | None = None) -> torch.Tensor:
+    """x at the first time: A†y + slerp noise across slices, A†y + iid noise, or pure noise.
+
+    `pinv` holds slices first .. first + len - 1 of a `total`-slice volume (a slab of a
+    distributed run): the noise is the whole volume's, drawn alike on every process."""
     n = pinv.shape[0]
+    total = n if total is None else total
     shape = (1, *pinv.shape[1:])
+    full = (total, *pinv.shape[1:])
     if kind == "pure-noise":
-        return torch.randn(pinv.shape, generator=g).to(pinv.device)
+        return torch.randn(full, generator=g)[first:first + n].to(pinv.device)
     if kind == "slerp":
         ea, eb = torch.randn(shape, generator=g), torch.randn(shape, generator=g)
-        noise = torch.cat([slerp(ea, eb, i / max(n - 1, 1)) for i in range(n)])
+        noise = torch.cat([slerp(ea, eb, i / max(total - 1, 1)) for i in range(first, first + n)])
     else:
-        noise = torch.randn(pinv.shape, generator=g)
+        noise = torch.randn(full, generator=g)[first:first + n]
     return alpha_bar**0.5 * pinv + (1 - alpha_bar) ** 0.5 * noise.to(pinv.device)
 
 
-def _batches(n: int, size: int) -> list[list[int]]:
-    return [list(range(s, min(s + size, n))) for s in range(0, n, size)]
-
-
-def _operator_scales(m: Measurement, device: torch.device) -> tuple[float, float]:
-    """(‖AᴴA‖, mean eigenvalue of AᴴA) of the first slice's operator."""
-    h, w = m.image_shape
-    normal = m.operator.subset([0]).normal
-    return (power_iteration(normal, (1, 1, h, w), device=device),
-            mean_eigenvalue(normal, (1, 1, h, w), device=device))
-
-
-def _volume_loss(m: Measurement, x: torch.Tensor, batch: int) -> float:
-    with torch.no_grad():
-        total = 0.0
-        for idx in _batches(m.n_slices, batch):
-            total += float(data_loss(m.operator.subset(idx), x[idx], m.y[idx])) * len(idx)
-        return total / m.n_slices
-
-
-def _pinv(m: Measurement, batch: int) -> torch.Tensor:
-    with torch.no_grad():
-        return torch.cat([m.operator.subset(idx).pinv(m.y[idx])
-                          for idx in _batches(m.n_slices, batch)])
+def apply_net(net: torch.nn.Module, x: torch.Tensor, t: int, bf16: bool = False) -> torch.Tensor:
+    """The network's noise estimate ε(x, t) of a batch of slices (N, 1, H, W), float32: the
+    one place the network is applied (sampling and adaptation). bf16 autocast only without a
+    graph (a gradient through the network, adaptation or DPS, stays in float32)."""
+    if bf16 and not torch.is_grad_enabled():
+        with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16):
+            return net(x, t).float()
+    return net(x, t)
 
 
 class PriorScaleWarning(UserWarning):
@@ -177,34 +178,81 @@ def run_card(config: RunConfig, m: Measurement, prior: Prior | None, device: tor
     }
 
 
+class _Stopper:
+    """Cancellation: `should_stop` asked at the step boundaries (its answer OR-ed over the
+    processes of a distributed run, so every rank stops at the same point) and, in a single
+    process, also between the network batches."""
+
+    def __init__(self, should_stop: Callable[[], bool] | None, slab: Slab):
+        self.should_stop = should_stop
+        self.slab = slab
+
+    def _asked(self) -> bool:
+        return self.should_stop is not None and bool(self.should_stop())
+
+    def boundary(self) -> None:
+        if self.slab.any(self._asked()):
+            raise RunCancelled("cancelled during a step")
+
+    def batch(self) -> None:
+        if not self.slab.distributed and self._asked():
+            raise RunCancelled("cancelled during a step")
+
+    def closed_here(self) -> None:
+        """The consumer closed this rank's generator: the other ranks stop at their next
+        boundary (this call is the matching collective)."""
+        if self.slab.distributed:
+            self.slab.any(True)
+
+
+def _predict(x: torch.Tensor, t: int, ab: float, ms: Measurement, adapter, estimator: Estimator,
+             cfg: RunConfig, bf16: bool, stop: _Stopper) -> tuple[torch.Tensor, torch.Tensor]:
+    """(ε, x̂0) of every slice of the slab, batch by batch, each group with its parameters."""
+    eps, x0 = torch.empty_like(x), torch.empty_like(x)
+    for idx, _ in ms.batches(cfg.batch_slices):
+        stop.batch()
+        for sub, net in adapter.groups(idx):
+            eps[sub], x0[sub] = estimator.predict(lambda v, net=net: apply_net(net, v, t, bf16),
+                                                  x[sub], ab, ms.subset(sub))
+    return eps, x0
+
+
+def _volume_loss(ms: Measurement, x: torch.Tensor, batch: int, slab: Slab) -> float:
+    loss = ms.loss(x, batch)
+    return loss if not slab.distributed else slab.sum(loss * ms.n_slices) / slab.n
+
+
 def reconstruct(measurement: Measurement, config: RunConfig,
                 prior: Prior | None = None, *,
-                should_stop: Callable[[], bool] | None = None) -> Generator[Step, None, Result]:
+                should_stop: Callable[[], bool] | None = None,
+                group: Any = "auto") -> Generator[Step, None, Result]:
     """Reconstruct a volume: yields a Step per diffusion step, returns the Result.
 
     Closing the generator cancels between two steps. `should_stop` (optional) is also asked
     between the network batches and around each adaptation of a step; when it says True the
     generator raises `RunCancelled` at once instead of finishing the step (a window closing
     must not wait for a long step).
-    """
-    def check_stop() -> None:
-        if should_stop is not None and should_stop():
-            raise RunCancelled("cancelled during a step")
 
+    `group`: the torch.distributed process group to split the slices over ('auto': the
+    default group when one with more than one rank is initialised; None: this process alone).
+    Every rank calls `reconstruct` with the same measurement, config and seed; every rank's
+    Steps and Result hold the whole volume (see distributed.py); in a distributed run
+    `should_stop` is asked at the step boundaries only.
+    """
     cfg = config.validate()
     check_finite(measurement)
-    device = resolve_device(cfg.device)
+    group = resolve_group(group)
+    device = run_device(resolve_device(cfg.device)) if group is not None else resolve_device(cfg.device)
+    slab = Slab.of_group(measurement.n_slices, group, device)
+    stop = _Stopper(should_stop, slab)
     use_bf16 = resolve_bf16(cfg.bf16, device)
     m = measurement.to(device)
     t0 = time.perf_counter()
-    n = m.n_slices
-    ref = m.reference
     if cfg.solver != "admm-tv":  # a bad prior file is reported before any compute
         prior = prior if prior is not None else load_prior(cfg.prior, device)
-    op_norm2, reg_scale = _operator_scales(m, device)
-
+    norms = m.norms()
     if cfg.solver == "admm-tv":
-        return (yield from _reconstruct_tv(m, cfg, device, op_norm2, reg_scale, t0))
+        return (yield from _reconstruct_tv(m, cfg, device, t0))
 
     assert prior is not None
     prior.to(device)
@@ -217,85 +265,68 @@ def reconstruct(measurement: Measurement, config: RunConfig,
     from .adapters import build_adapter
 
     sched = prior.schedule
-    start = None if cfg.init == "pure-noise" else cfg.t_start
-    grid = sched.time_grid(cfg.nfe, t_start=start)
-    estimator = build_estimator(cfg, op_norm2, reg_scale)
-    estimator.reset(n)
-    adapter = build_adapter(cfg, prior, estimator, m.operator, m.y, grid)
+    grid = sched.time_grid(cfg.nfe, t_start=None if cfg.init == "pure-noise" else cfg.t_start)
+    ms = m.subset(slab.indices) if slab.distributed else m  # the slices this process samples
+    estimator = build_estimator(cfg, norms.norm2, norms.mean_eig)
+    estimator.reset(ms.n_slices, slab.coupling())
+    adapter = build_adapter(cfg, prior, estimator, m, grid, slab=slab,
+                            apply_net=lambda net, v, t: apply_net(net, v, t, use_bf16))
     g = torch.Generator().manual_seed(int(cfg.seed))
-    x = initial_state(_pinv(m, cfg.batch_slices), cfg.init, sched.alpha_bar(grid[0]), g)
-    batches = _batches(n, cfg.batch_slices)
-    sample_seconds = 0.0
-    x0y = x
+    x = initial_state(ms.pinv_tensor(cfg.batch_slices), cfg.init, sched.alpha_bar(grid[0]), g,
+                      slab.lo, slab.n)
+    sample_seconds, x0y = 0.0, x
 
     for i, t in enumerate(grid):
         ab = sched.alpha_bar(t)
         ab_next = sched.alpha_bar(grid[i + 1]) if i + 1 < len(grid) else 1.0
-        adapt_loss = None
-        phase = "sampling"
-        check_stop()
+        phase, adapt_loss = "sampling", None
+        stop.boundary()
         if adapter.active(t, i):
-            phase = "adapting"
-            adapt_loss = adapter.adapt(x, t, i)
-            check_stop()
+            phase, adapt_loss = "adapting", adapter.adapt(x, t, i)
+            stop.boundary()
         ts = time.perf_counter()
-        eps = torch.empty_like(x)
-        x0y = torch.empty_like(x)
-        for idx in batches:
-            check_stop()
-            for sub, net in adapter.groups(idx):
-                xs = x[sub]
-                if estimator.needs_xt_grad:
-                    with torch.enable_grad():
-                        xs = xs.detach().requires_grad_(True)
-                        e = net(xs, t)
-                        x0 = tweedie(xs, e, ab)
-                        out = estimator.guided(x0, xs, m.y[sub], m.operator.subset(sub), ab)
-                    eps[sub] = e.detach()
-                    x0y[sub] = out
-                    continue
-                with torch.no_grad():
-                    if use_bf16:
-                        with torch.autocast(device_type=device.type, dtype=torch.bfloat16):
-                            e = net(xs, t).float()
-                    else:
-                        e = net(xs, t)
-                    eps[sub] = e
-                    x0y[sub] = tweedie(xs, e, ab)
-        if not estimator.needs_xt_grad:
-            with torch.no_grad():
-                if estimator.whole_volume:
-                    ctx = DCContext(list(range(n)), cfg.cg_steps, cfg.admm_iters)
-                    x0y = estimator(x0y, m.y, m.operator, ctx)
-                else:
-                    for idx in batches:
-                        ctx = DCContext(idx, cfg.cg_steps, cfg.admm_iters)
-                        x0y[idx] = estimator(x0y[idx], m.y[idx], m.operator.subset(idx), ctx)
-        z = torch.randn(x.shape, generator=g).to(device) if cfg.eta > 0 else None
+        eps, x0y = _predict(x, t, ab, ms, adapter, estimator, cfg, use_bf16, stop)
+        x0y = estimator.correct_volume(x0y, ms, slab.indices, cfg.batch_slices, cfg.cg_steps,
+                                       cfg.admm_iters)
+        z = torch.randn((slab.n, *x.shape[1:]), generator=g)[slab.lo:slab.hi].to(device) \
+            if cfg.eta > 0 else None
         x = dds_step(x0y, eps, ab_next, cfg.eta, z)
         sample_seconds += time.perf_counter() - ts
-        est = x0y.detach()[:, 0].float().cpu().numpy()
+        loss = _volume_loss(ms, x0y, cfg.batch_slices, slab)
+        est = slab.gather(x0y.detach())[:, 0].float().cpu().numpy()
         elapsed = time.perf_counter() - t0
-        yield Step(index=i, t=t, total=len(grid), phase=phase, estimate=est,
-                   loss=_volume_loss(m, x0y, cfg.batch_slices), elapsed=elapsed,
-                   eta=elapsed / (i + 1) * (len(grid) - i - 1),
-                   psnr=mean_psnr(np.clip(est, 0, 1), ref) if ref is not None else None,
-                   adapt_loss=adapt_loss)
+        try:
+            yield Step(index=i, t=t, total=len(grid), phase=phase, estimate=est, loss=loss,
+                       elapsed=elapsed, eta=elapsed / (i + 1) * (len(grid) - i - 1),
+                       psnr=mean_psnr(np.clip(est, 0, 1), m.reference)
+                       if m.reference is not None else None, adapt_loss=adapt_loss)
+        except GeneratorExit:
+            stop.closed_here()
+            raise
+    if slab.distributed:  # a rank closed after its last step: every rank stops here
+        stop.boundary()
 
-    volume = x0y.detach()[:, 0].clamp(0, 1).float().cpu().numpy()
+    volume = slab.gather(x0y.detach())[:, 0].clamp(0, 1).float().cpu().numpy()
     timings = {"total_seconds": round(time.perf_counter() - t0, 3),
                "sampling_seconds": round(sample_seconds, 3),
                "adapt_seconds": round(adapter.seconds, 3)}
+    extra: dict[str, Any] = {}
+    if slab.distributed:
+        timings["communication_seconds"] = round(slab.comm_seconds, 3)
+        extra["distributed"] = slab.card()
     card = run_card(cfg, m, prior, device, {"timings": timings, "adaptation": adapter.card(),
                                             "prior_scale": scale,
-                                            "operator_norm2": op_norm2, "reg_scale": reg_scale,
-                                            "nfe_run": len(grid)})
-    return _finish(volume, card, ref)
+                                            "operator_norm2": norms.norm2,
+                                            "reg_scale": norms.mean_eig,
+                                            "nfe_run": len(grid), **extra})
+    return _finish(volume, card, m.reference)
 
 
-def _reconstruct_tv(m: Measurement, cfg: RunConfig, device: torch.device, op_norm2: float,
-                    reg_scale: float, t0: float) -> Generator[Step, None, Result]:
-    x = _pinv(m, cfg.batch_slices)
+def _reconstruct_tv(m: Measurement, cfg: RunConfig, device: torch.device,
+                    t0: float) -> Generator[Step, None, Result]:
+    """ADMM-TV (no prior; in a distributed run every rank computes the whole volume)."""
+    op_norm2, reg_scale = m.norms()
+    x = m.pinv_tensor(cfg.batch_slices)
     ref = m.reference
     with torch.no_grad():
         iterates = admm_tv(m.operator, m.y, x, cfg.tv_lambda, cfg.admm_rho, cfg.tv_iters,
@@ -304,7 +335,7 @@ def _reconstruct_tv(m: Measurement, cfg: RunConfig, device: torch.device, op_nor
             est = x[:, 0].float().cpu().numpy()
             elapsed = time.perf_counter() - t0
             yield Step(index=i, t=0, total=cfg.tv_iters, phase="iterating", estimate=est,
-                       loss=_volume_loss(m, x, cfg.batch_slices), elapsed=elapsed,
+                       loss=m.loss(x, cfg.batch_slices), elapsed=elapsed,
                        eta=elapsed / (i + 1) * (cfg.tv_iters - i - 1),
                        psnr=mean_psnr(np.clip(est, 0, 1), ref) if ref is not None else None)
     volume = x[:, 0].clamp(0, 1).float().cpu().numpy()
@@ -329,16 +360,10 @@ def _finish(volume: np.ndarray, card: dict, ref: np.ndarray | None) -> Result:
     return Result(volume=volume, card=card, metrics=metrics)
 
 
-def nonfinite_slices(volume: np.ndarray) -> list[int]:
-    """Indices of the slices of an (N, H, W) volume that hold NaN or inf."""
-    v = np.asarray(volume)
-    return np.flatnonzero(~np.isfinite(v.reshape(v.shape[0], -1)).all(axis=1)).tolist()
-
-
 def run(measurement: Measurement, config: RunConfig, prior: Prior | None = None,
-        on_step: Callable[[Step], None] | None = None) -> Result:
+        on_step: Callable[[Step], None] | None = None, *, group: Any = "auto") -> Result:
     """Run `reconstruct` to the end (for scripts); `on_step` sees every Step."""
-    gen = reconstruct(measurement, config, prior)
+    gen = reconstruct(measurement, config, prior, group=group)
     while True:
         try:
             step = next(gen)
@@ -346,82 +371,3 @@ def run(measurement: Measurement, config: RunConfig, prior: Prior | None = None,
             return stop.value
         if on_step is not None:
             on_step(step)
-
-
-def save_result(result: Result, path: str | Path, affine: np.ndarray | None = None,
-                intensity: tuple[float, float] = (0.0, 1.0),
-                overwrite: bool = False) -> tuple[Path, Path]:
-    """Write the volume as NIfTI (file intensities, the input's affine) and the run card JSON.
-
-    Both files are written completely under temporary names first and then renamed into place
-    (a full disk or Ctrl-C leaves the old files intact). A `.json` beside the output that is
-    not a napari-d3ip run card (a BIDS sidecar, say) is never replaced, even with `overwrite`.
-    A volume with NaN/inf (a diverged run) is refused: nothing is written.
-    """
-    from .io.files import atomic_path, atomic_write_text
-    from .io.volumes import write_volume
-
-    path = Path(path)
-    card_path = run_card_path(path)
-    check_card_path(card_path)
-    if not overwrite:
-        for p in (path, card_path):
-            if p.exists():
-                raise FileExistsError(f"{p} exists; choose another name or allow overwriting "
-                                      "(--force on the command line)")
-    bad = nonfinite_slices(result.volume)
-    if bad:
-        raise PipelineError(f"the result holds NaN/inf in {len(bad)} slice(s) "
-                            f"({', '.join(map(str, bad[:8]))}): the reconstruction diverged "
-                            "there; nothing written (try --gamma, fewer --cg-steps or another "
-                            "solver)")
-    lo, hi = intensity
-    data = (lo + result.volume.astype(np.float32) * (hi - lo)).astype(np.float32)
-    card = dict(result.card)
-    card["output"] = str(path)
-    text = json.dumps(card, indent=2, default=json_default, allow_nan=True) + "\n"
-    aff = np.eye(4) if affine is None else affine
-    if path.name.lower().endswith(".mhd"):  # header + data file: write_volume moves both
-        write_volume(path, data, affine=aff, overwrite=True)
-        atomic_write_text(card_path, text)
-        return path, card_path
-    with atomic_path(path) as tmp:  # the volume is renamed into place only once both exist
-        write_volume(tmp, data, affine=aff, overwrite=True)
-        atomic_write_text(card_path, text)
-    return path, card_path
-
-
-def is_run_card(path: str | Path) -> bool:
-    """True when `path` is a JSON run card napari-d3ip wrote (it names the package version)."""
-    p = Path(path)
-    try:
-        if not p.is_file() or p.stat().st_size > 64 << 20:
-            return False
-        data = json.loads(p.read_text())
-    except (OSError, ValueError):
-        return False
-    return isinstance(data, dict) and "napari_d3ip_version" in data
-
-
-def check_card_path(card_path: str | Path) -> None:
-    """Refuse a run card name taken by a file napari-d3ip did not write."""
-    card_path = Path(card_path)
-    if card_path.exists() and not is_run_card(card_path):
-        raise FileExistsError(
-            f"{card_path} exists and is not a napari-d3ip run card (a BIDS sidecar or another "
-            "tool's file?); it is never replaced: choose another output name")
-
-
-def run_card_path(path: str | Path) -> Path:
-    path = Path(path)
-    stem = path.name[: -len(".nii.gz")] if path.name.endswith(".nii.gz") else path.stem
-    return path.with_name(stem + ".json")
-
-
-def json_default(o):
-    """JSON for numpy scalars/arrays (run cards, benchmark stores); str() for the rest."""
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    return str(o)

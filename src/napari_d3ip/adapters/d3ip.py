@@ -19,21 +19,28 @@ AdamW is re-created at every diffusion step (as the reference does) unless `keep
 adaptation happens only inside the window [window_lo, window_hi]. `adapt_params = "full"`
 fine-tunes every weight of a copy of the network instead of LoRA (D3IP-base/mbir only), and
 `lora_targets = "all"` also puts LoRA on the input/output convolutions and the time MLP.
+
+The adapter sees the whole measurement and the slab of slices this process holds (`Slab`:
+all of them in a single process; see distributed.py): x_t is the slab's, slice indices are the
+volume's. The shared set's slices are drawn volume-wide; each process runs the network on
+those it holds and the gradients are summed across processes, so every process keeps the
+same φ. The network is applied through `apply_net(net, x, t)` (the pipeline's one call site).
 """
 
 from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 from torch import nn
 
 from ..core.prior import Prior
 from ..core.schedule import tweedie
-from ..operators.base import Operator
-from ..solvers.base import DCContext, Estimator, data_loss
+from ..distributed import Slab
+from ..operators.base import Measurement
+from ..solvers.base import DCContext, Estimator
 from .lora import LoraState, add_lora, load_lora_state, lora_parameters, lora_state, state_bytes
 
 
@@ -45,16 +52,17 @@ class Adapter:
     """`none`: the prior as trained. Base class of the adaptive variants."""
 
     name = "none"
-    per_slice = False
 
-    def __init__(self, prior: Prior, config, estimator: Estimator, op: Operator,
-                 y: torch.Tensor, grid: list[int]):
+    def __init__(self, prior: Prior, config, estimator: Estimator, measurement: Measurement,
+                 grid: list[int], slab: Slab | None = None,
+                 apply_net: Callable[[nn.Module, torch.Tensor, int], torch.Tensor] | None = None):
         self.prior = prior
         self.cfg = config
         self.estimator = estimator
-        self.op = op
-        self.y = y
-        self.n = int(y.shape[0])
+        self.m = measurement
+        self.n = measurement.n_slices
+        self.slab = Slab.single(self.n) if slab is None else slab
+        self.apply_net = apply_net if apply_net is not None else (lambda net, x, t: net(x, t))
         self.grid = grid
         self.model: nn.Module = prior.net
         self.seconds = 0.0
@@ -76,7 +84,8 @@ class Adapter:
         return None
 
     def groups(self, idx: list[int]) -> Iterator[tuple[list[int], nn.Module]]:
-        """Sub-batches of `idx` with the network (and parameters) to use for them."""
+        """Sub-batches of `idx` (indices in the slab) with the network (and parameters) to
+        use for them."""
         yield idx, self.model
 
     def card(self) -> dict:
@@ -92,26 +101,40 @@ class Adapter:
         self._opt = torch.optim.AdamW(self.trainable(), lr=self.cfg.lr)
         return self._opt
 
+    def _tweedie(self, x_t: torch.Tensor, s: list[int], t: int, ab: float,
+                 shared: bool) -> torch.Tensor:
+        """x̂0 of the volume's slices `s` with a graph through the network. `shared`: `s` was
+        drawn volume-wide and every process needs all of it (each runs the slices it holds);
+        else `s` is held here."""
+        if not shared or not self.slab.distributed:
+            xs = x_t[[i - self.slab.lo for i in s]].detach()
+            return tweedie(xs, self.apply_net(self.model, xs, t), ab)
+        _, local = self.slab.held(s)
+        xs = x_t[local].detach()
+        rows = tweedie(xs, self.apply_net(self.model, xs, t), ab) if local else xs
+        return self.slab.assemble(rows, s, x_t)
+
     def _iterate(self, x_t: torch.Tensor, t: int, choose, iters: int, cg_steps: int,
-                 admm_iters: int, keep_optimizer: bool = False) -> float:
+                 admm_iters: int, keep_optimizer: bool = False, shared: bool = True) -> float:
         """`iters` AdamW steps on the measurement loss of the slices `choose()` returns
-        (ALGORITHM.md 4: L = mean |A DC(Tweedie(x_t[S]; θ+φ), y[S]) − y[S]|²)."""
+        (ALGORITHM.md 4: L = mean |A DC(Tweedie(x_t[S]; θ+φ), y[S]) − y[S]|²). `shared`: one
+        set for the volume, its gradient summed over the processes (they all draw the same S)."""
         ab = self.prior.schedule.alpha_bar(t)
         opt = self._optimizer(keep_optimizer)
         self.loss_trace: list[float] = []
         loss_value = float("nan")
         with torch.enable_grad():
             for _ in range(iters):
-                s = choose()
-                xs = x_t[s].detach()
-                op = self.op.subset(s)
-                x0 = tweedie(xs, self.model(xs, t), ab)
-                ctx = DCContext(slices=list(s), cg_steps=cg_steps, admm_iters=admm_iters,
+                s = list(choose())
+                sub = self.m.subset(s)
+                x0 = self._tweedie(x_t, s, t, ab, shared)
+                ctx = DCContext(slices=s, cg_steps=cg_steps, admm_iters=admm_iters,
                                 adapting=True)
-                x0y = self.estimator(x0, self.y[s], op, ctx)
-                loss = data_loss(op, x0y, self.y[s])
+                loss = sub.residual_loss(self.estimator.correct(x0, sub, ctx))
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
+                if shared:
+                    self.slab.sum_grads(self.trainable())
                 opt.step()
                 loss_value = float(loss.detach())
                 self.loss_trace.append(loss_value)
@@ -177,14 +200,14 @@ class _LoraAdapter(Adapter):
 
 
 class _PerSliceAdapter(_LoraAdapter):
-    """SCD / DDIP: every slice owns its LoRA parameters, adapted on that slice alone."""
+    """SCD / DDIP: every slice owns its LoRA parameters, adapted on that slice alone (each
+    process adapts the slices it holds; the reported loss is the volume's mean)."""
 
-    per_slice = True
     adapt_cg_steps: int | None = None  # None: the sampling estimator's count
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.states: list[LoraState] = [dict(self.initial) for _ in range(self.n)]
+        self.states: dict[int, LoraState] = {n: dict(self.initial) for n in self.slab.indices}
 
     def sets_kept(self) -> int:
         return self.n
@@ -192,16 +215,17 @@ class _PerSliceAdapter(_LoraAdapter):
     def _adapt(self, x_t: torch.Tensor, t: int, index: int) -> float:
         cg = self.adapt_cg_steps if self.adapt_cg_steps is not None else self.cfg.cg_steps
         losses = []
-        for n in range(self.n):
+        for n in self.slab.indices:
             load_lora_state(self.model, self.states[n])
-            losses.append(self._iterate(x_t, t, lambda n=n: [n], self.cfg.adapt_iters, cg, 1))
+            losses.append(self._iterate(x_t, t, lambda n=n: [n], self.cfg.adapt_iters, cg, 1,
+                                        shared=False))
             self.states[n] = lora_state(self.model)
-        return sum(losses) / len(losses)
+        return self.slab.sum(sum(losses)) / self.n
 
     def groups(self, idx: list[int]) -> Iterator[tuple[list[int], nn.Module]]:
-        for n in idx:
-            load_lora_state(self.model, self.states[n])
-            yield [n], self.model
+        for i in idx:
+            load_lora_state(self.model, self.states[self.slab.lo + i])
+            yield [i], self.model
 
 
 class SCD(_PerSliceAdapter):
@@ -280,7 +304,7 @@ class D3IPMeta(D3IPBase):
         self.meta: LoraState = dict(self.initial)
         ft = self.cfg.meta_finetune_iters
         self.finetune_iters = self.cfg.adapt_iters if ft is None else ft
-        self.states: list[LoraState] | None = None
+        self.states: dict[int, LoraState] | None = None
 
     def sets_kept(self) -> int:
         return 1 + (self.n if self.finetune_iters > 0 else 0)
@@ -302,11 +326,12 @@ class D3IPMeta(D3IPBase):
             self.meta = {n: self.meta[n] + eps * (phi_k[n] - self.meta[n]) for n in self.meta}
         load_lora_state(self.model, self.meta)
         if self.finetune_iters > 0:
-            self.states = []
-            for n in range(self.n):
+            self.states = {}
+            for n in self.slab.indices:
                 load_lora_state(self.model, self.meta)
-                self._iterate(x_t, t, lambda n=n: [n], self.finetune_iters, self.cfg.cg_steps, 1)
-                self.states.append(lora_state(self.model))
+                self._iterate(x_t, t, lambda n=n: [n], self.finetune_iters, self.cfg.cg_steps, 1,
+                              shared=False)
+                self.states[n] = lora_state(self.model)
         return loss
 
     def groups(self, idx: list[int]) -> Iterator[tuple[list[int], nn.Module]]:
@@ -314,16 +339,17 @@ class D3IPMeta(D3IPBase):
             load_lora_state(self.model, self.meta)
             yield idx, self.model
             return
-        for n in idx:
-            load_lora_state(self.model, self.states[n])
-            yield [n], self.model
+        for i in idx:
+            load_lora_state(self.model, self.states[self.slab.lo + i])
+            yield [i], self.model
 
 
 ADAPTERS = {cls.name: cls for cls in (Adapter, SCD, DDIP, D3IPBase, D3IPMBIR, D3IPMeta)}
 
 
-def build_adapter(config, prior: Prior, estimator: Estimator, op: Operator, y: torch.Tensor,
+def build_adapter(config, prior: Prior, estimator: Estimator, measurement: Measurement,
                   grid: list[int], **kwargs) -> Adapter:
+    """The adapter `config.adapter` names; kwargs: slab, apply_net (and eps_decay for meta)."""
     if config.adapter not in ADAPTERS:
         raise AdapterError(f"unknown adapter {config.adapter!r}; choose from {sorted(ADAPTERS)}")
-    return ADAPTERS[config.adapter](prior, config, estimator, op, y, grid, **kwargs)
+    return ADAPTERS[config.adapter](prior, config, estimator, measurement, grid, **kwargs)

@@ -14,9 +14,9 @@ independent operators return themselves from `subset`.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -125,6 +125,57 @@ class Operator(ABC):
             )
 
 
+def power_iteration(apply_a: Callable[[torch.Tensor], torch.Tensor], shape: tuple[int, ...],
+                    n_iter: int = 30,
+                    device: torch.device | str = "cpu", seed: int = 0) -> float:
+    """Largest eigenvalue of a symmetric PSD map (e.g. AᴴA), estimated by power iteration."""
+    g = torch.Generator().manual_seed(seed)
+    v = torch.randn(shape, generator=g).to(device)
+    lam = 0.0
+    with torch.no_grad():
+        for _ in range(n_iter):
+            w = apply_a(v)
+            lam = float((v * w).sum() / (v * v).sum())
+            v = w / w.norm().clamp_min(1e-30)
+    return lam
+
+
+def mean_eigenvalue(apply_a: Callable[[torch.Tensor], torch.Tensor], shape: tuple[int, ...],
+                    n_probes: int = 4,
+                    device: torch.device | str = "cpu", seed: int = 0) -> float:
+    """trace(A)/n of a symmetric PSD map by Hutchinson's estimator (Gaussian probes).
+
+    The typical weight of the data term: the scale for regularisation weights. ‖AᴴA‖ is dominated
+    by the lowest frequencies for CT (a ramp spectrum) and would make TV weights far too strong.
+    """
+    g = torch.Generator().manual_seed(seed)
+    total = 0.0
+    with torch.no_grad():
+        for _ in range(n_probes):
+            v = torch.randn(shape, generator=g).to(device)
+            total += float((v * apply_a(v)).sum() / (v * v).sum())
+    return total / n_probes
+
+
+class OperatorNorms(NamedTuple):
+    """Scales of AᴴA (of the first slice's operator): solver weights are relative to them."""
+
+    norm2: float  # ‖AᴴA‖ (power iteration): the Lipschitz constant of the data term
+    mean_eig: float  # trace(AᴴA)/n (Hutchinson): the typical weight of the data term
+
+
+def mean_squared_residual(op: Operator, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """mean |A x - y|² over all entries (differentiable): the data-fidelity loss."""
+    r = op.forward(x) - y
+    return (r.abs() ** 2).mean() if r.is_complex() else (r**2).mean()
+
+
+def slice_batches(indices: Sequence[int], size: int) -> list[list[int]]:
+    """Consecutive runs of at most `size` of `indices`."""
+    idx = list(indices)
+    return [idx[s:s + size] for s in range(0, len(idx), size)]
+
+
 @dataclass
 class Measurement:
     """Undersampled data of one volume with its operator and the volume's geometry.
@@ -143,6 +194,9 @@ class Measurement:
     simulation: dict[str, Any] = field(default_factory=dict)
     source: str = ""
 
+    #: cached OperatorNorms per device (not part of the data: never compared or printed)
+    _norms: dict = field(default_factory=dict, repr=False, compare=False)
+
     @property
     def n_slices(self) -> int:
         return int(self.y.shape[0])
@@ -153,13 +207,55 @@ class Measurement:
 
     def to(self, device: torch.device | str) -> Measurement:
         return Measurement(self.operator.to(device), self.y.to(device), self.reference,
-                           self.affine, self.spacing, self.intensity, self.simulation, self.source)
+                           self.affine, self.spacing, self.intensity, self.simulation, self.source,
+                           dict(self._norms))
+
+    # -- slices ----------------------------------------------------------------------------
+    def subset(self, idx: Sequence[int]) -> Measurement:
+        """The measurement of slices `idx` (operator restricted, y and reference sliced); it
+        keeps the whole volume's operator norms when they are known (they are the volume's)."""
+        idx = list(idx)
+        ref = None if self.reference is None else np.asarray(self.reference)[idx]
+        return Measurement(self.operator.subset(idx), self.y[idx], ref, self.affine,
+                           self.spacing, self.intensity, self.simulation, self.source,
+                           dict(self._norms))
+
+    def batches(self, size: int,
+                indices: Sequence[int] | None = None) -> Iterator[tuple[list[int], Measurement]]:
+        """(slice indices, sub-measurement) of consecutive batches of at most `size` slices
+        (of `indices`, default all)."""
+        for idx in slice_batches(range(self.n_slices) if indices is None else indices, size):
+            yield idx, self.subset(idx)
+
+    # -- what the solvers need ---------------------------------------------------------------
+    def norms(self) -> OperatorNorms:
+        """‖AᴴA‖ and the mean eigenvalue of AᴴA of the first slice's operator (cached)."""
+        device = self.y.device
+        key = str(device)
+        if key not in self._norms:
+            h, w = self.image_shape
+            normal = self.operator.subset([0]).normal
+            self._norms[key] = OperatorNorms(power_iteration(normal, (1, 1, h, w), device=device),
+                                             mean_eigenvalue(normal, (1, 1, h, w), device=device))
+        return self._norms[key]
+
+    def residual_loss(self, x: torch.Tensor) -> torch.Tensor:
+        """mean |A x - y|² of these slices (differentiable)."""
+        return mean_squared_residual(self.operator, x, self.y)
+
+    def loss(self, x: torch.Tensor, batch: int = 32) -> float:
+        """The volume's data fidelity mean |A x - y|² (x: (N, 1, H, W)), by batches."""
+        with torch.no_grad():
+            total = 0.0
+            for idx, sub in self.batches(batch):
+                total += float(sub.residual_loss(x[idx])) * len(idx)
+            return total / self.n_slices
+
+    def pinv_tensor(self, batch: int = 32) -> torch.Tensor:
+        """A†y of the whole volume as an (N, 1, H, W) tensor on the measurement's device."""
+        with torch.no_grad():
+            return torch.cat([sub.operator.pinv(sub.y) for _, sub in self.batches(batch)])
 
     def pinv(self, batch: int = 32) -> np.ndarray:
         """A†y for the whole volume as (N, H, W) float32 numpy."""
-        out = []
-        with torch.no_grad():
-            for s in range(0, self.n_slices, batch):
-                idx = list(range(s, min(s + batch, self.n_slices)))
-                out.append(self.operator.subset(idx).pinv(self.y[idx])[:, 0].float().cpu())
-        return torch.cat(out).numpy()
+        return self.pinv_tensor(batch)[:, 0].float().cpu().numpy()

@@ -12,6 +12,9 @@ from collections.abc import Callable
 
 import torch
 
+# operator norms are the measurement's (operators/base.py); kept importable from here
+from ..operators.base import mean_eigenvalue, power_iteration  # noqa: F401
+
 LinearMap = Callable[[torch.Tensor], torch.Tensor]
 
 #: stopping tolerances of single-precision systems, well above float32 rounding (a 64x64 FFT
@@ -31,7 +34,8 @@ def batched_dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def cg(apply_a: LinearMap, b: torch.Tensor, x0: torch.Tensor | None = None, n_iter: int = 5,
-       rtol: float | None = None, coupled: bool = False) -> torch.Tensor:
+       rtol: float | None = None, coupled: bool = False,
+       total: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
     """Run up to `n_iter` CG iterations on A x = b (A symmetric positive semi-definite).
 
     A slice whose residual fell below `rtol` times its initial residual stops moving (step
@@ -42,11 +46,14 @@ def cg(apply_a: LinearMap, b: torch.Tensor, x0: torch.Tensor | None = None, n_it
     (an MRI mask, sparse-view CT) rounding
     noise would otherwise get a step of size rr/pᴴAp → ∞ (seen: 10⁸ after 5 CG steps on a
     noise-free masked-Fourier system). `coupled=True` is for
-    maps that mix slices (D_zᵀD_z in DiffusionMBIR, 3D TV): one system, global inner products.
+    maps that mix slices (D_zᵀD_z in DiffusionMBIR, 3D TV): one system, global inner products;
+    `total` then turns a sum over the slices held here into the volume's (a slab of a
+    distributed volume: an all-reduce).
     """
     if coupled:
         def dot(a: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-            return batched_dot(a.reshape(1, -1), c.reshape(1, -1)).reshape([1] * a.dim())
+            d = batched_dot(a.reshape(1, -1), c.reshape(1, -1)).reshape([1] * a.dim())
+            return d if total is None else total(d)
     else:
         dot = batched_dot
     if rtol is None:
@@ -76,33 +83,3 @@ def cg(apply_a: LinearMap, b: torch.Tensor, x0: torch.Tensor | None = None, n_it
         p = r + beta * p
         rr = rr_new
     return x
-
-
-def power_iteration(apply_a: LinearMap, shape: tuple[int, ...], n_iter: int = 30,
-                    device: torch.device | str = "cpu", seed: int = 0) -> float:
-    """Largest eigenvalue of a symmetric PSD map (e.g. AᴴA), estimated by power iteration."""
-    g = torch.Generator().manual_seed(seed)
-    v = torch.randn(shape, generator=g).to(device)
-    lam = 0.0
-    with torch.no_grad():
-        for _ in range(n_iter):
-            w = apply_a(v)
-            lam = float((v * w).sum() / (v * v).sum())
-            v = w / w.norm().clamp_min(1e-30)
-    return lam
-
-
-def mean_eigenvalue(apply_a: LinearMap, shape: tuple[int, ...], n_probes: int = 4,
-                    device: torch.device | str = "cpu", seed: int = 0) -> float:
-    """trace(A)/n of a symmetric PSD map by Hutchinson's estimator (Gaussian probes).
-
-    The typical weight of the data term: the scale for regularisation weights. ‖AᴴA‖ is dominated
-    by the lowest frequencies for CT (a ramp spectrum) and would make TV weights far too strong.
-    """
-    g = torch.Generator().manual_seed(seed)
-    total = 0.0
-    with torch.no_grad():
-        for _ in range(n_probes):
-            v = torch.randn(shape, generator=g).to(device)
-            total += float((v * apply_a(v)).sum() / (v * v).sum())
-    return total / n_probes

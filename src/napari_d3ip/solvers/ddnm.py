@@ -16,7 +16,6 @@ PINV_RTOL = 1e-6
 
 
 class DDNM(Estimator):
-    name = "ddnm"
 
     def __init__(self, op_norm2: float = 1.0, pinv_steps: int = 30):
         super().__init__(op_norm2)

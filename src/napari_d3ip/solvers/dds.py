@@ -14,7 +14,6 @@ from .cg import cg
 
 
 class DDS(Estimator):
-    name = "dds"
 
     def __init__(self, op_norm2: float = 1.0, gamma: float | None = None):
         super().__init__(op_norm2)

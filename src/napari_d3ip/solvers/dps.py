@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import torch
 
-from ..operators.base import Operator
-from .base import DCContext, Estimator
+from ..core.schedule import tweedie
+from ..operators.base import Measurement, Operator
+from .base import DCContext, Denoise, Estimator
 
 
 class DPS(Estimator):
-    name = "dps"
-    needs_xt_grad = True
+    """DPS behind the estimator interface: `predict` differentiates through the network and
+    returns the guided x̂0|y; `correct` leaves it as it is."""
 
     def __init__(self, op_norm2: float = 1.0, zeta: float = 1.9):
         super().__init__(op_norm2)
@@ -46,6 +47,17 @@ class DPS(Estimator):
         step = self.zeta * alpha_bar**0.5 / self.op_norm2 * grad
         return (x0 - step).detach()
 
+    def predict(self, denoise: Denoise, x_t: torch.Tensor, alpha_bar: float,
+                m: Measurement) -> tuple[torch.Tensor, torch.Tensor]:
+        with torch.enable_grad():
+            xs = x_t.detach().requires_grad_(True)
+            eps = denoise(xs)
+            x0y = self.guided(tweedie(xs, eps, alpha_bar), xs, m.y, m.operator, alpha_bar)
+        return eps.detach(), x0y
+
+    def correct(self, x0: torch.Tensor, m: Measurement, ctx: DCContext) -> torch.Tensor:
+        return x0  # already guided in `predict`
+
     def __call__(self, x0: torch.Tensor, y: torch.Tensor, op: Operator,
                  ctx: DCContext) -> torch.Tensor:
-        raise RuntimeError("DPS needs x_t: the pipeline calls DPS.guided()")
+        raise RuntimeError("DPS needs x_t: it guides inside predict(), not on a given x̂0")
