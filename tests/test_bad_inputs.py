@@ -200,7 +200,7 @@ def json_attr(name: str, value: str) -> Callable:
 
 
 def result_meta(volume_ok: bool = True) -> dict:
-    from napari_d3ip.widgets import layers as L
+    from napari_d3ip import _layers as L
 
     card = {"napari_d3ip_version": "test", "config": {"solver": "dds"}}
     return {"metadata": {L.RUN_CARD: card, L.AFFINE: np.eye(4), L.INTENSITY: (0.0, 1.0)},
@@ -256,7 +256,7 @@ def _inf_maps(m):
 
 def _read(path: str) -> Callable:
     def fn(t: Path):
-        from napari_d3ip.widgets.reader import get_reader
+        from napari_d3ip._reader import get_reader
 
         p = str(t / path)
         reader = get_reader(p)
@@ -267,7 +267,7 @@ def _read(path: str) -> Callable:
 
 def _write(path: str, data=None, meta: dict | None = None) -> Callable:
     def fn(t: Path):
-        from napari_d3ip.widgets.writer import write_nifti
+        from napari_d3ip._writer import write_nifti
 
         arr = np.random.default_rng(0).random((N, HW, HW)).astype(np.float32) if data is None \
             else data

@@ -123,14 +123,14 @@ def test_atomic_text_and_check_output(tmp_path):
 
 # -- the npe2 writer ---------------------------------------------------------------------------
 def _result_meta(seed: int = 0) -> dict:
-    from napari_d3ip.widgets import layers as L
+    from napari_d3ip import _layers as L
 
     return {"metadata": {L.RUN_CARD: {"napari_d3ip_version": "t", "seed": seed},
                          L.AFFINE: np.diag([2.0, 1.0, 1.0, 1.0]), L.INTENSITY: (0.0, 100.0)}}
 
 
 def test_writer_replaces_the_named_file_and_its_own_card(tmp_path):
-    from napari_d3ip.widgets.writer import write_nifti
+    from napari_d3ip._writer import write_nifti
 
     out = tmp_path / "r.nii.gz"
     assert write_nifti(str(out), _vol(0.25), _result_meta(1)) == [str(out), str(tmp_path / "r.json")]
@@ -141,7 +141,7 @@ def test_writer_replaces_the_named_file_and_its_own_card(tmp_path):
 
 
 def test_writer_never_replaces_a_foreign_sidecar(tmp_path):
-    from napari_d3ip.widgets.writer import write_nifti
+    from napari_d3ip._writer import write_nifti
 
     sidecar = tmp_path / "sub-01_T1w.json"
     sidecar.write_text('{"RepetitionTime": 2.3}')

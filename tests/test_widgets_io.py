@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from napari_d3ip.widgets import layers as L
-from napari_d3ip.widgets.reader import get_reader
-from napari_d3ip.widgets.writer import write_nifti
+from napari_d3ip import _layers as L
+from napari_d3ip._reader import get_reader
+from napari_d3ip._writer import write_nifti
 
 AFFINE = np.array([[0, 0, 1.5, -20.0], [0, 1.2, 0, -30.0], [2.0, 0, 0, 5.0], [0, 0, 0, 1]])
 
@@ -86,7 +86,7 @@ def test_measurement_file_reads_as_measurement_pinv_and_reference(tmp_path):
 
 
 def test_sample_data_layers():
-    from napari_d3ip.widgets import samples
+    from napari_d3ip import _sample_data as samples
 
     (data, kwargs, kind), = samples.brain_64()
     assert kind == "image" and data.shape == (64, 64, 64)

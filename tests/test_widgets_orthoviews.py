@@ -34,7 +34,7 @@ def test_fallback_plane_buttons_and_3d_toggle(make_napari_viewer_proxy):
 
 def test_orthogonal_views_show_the_live_result(make_napari_viewer_proxy, qtbot, tiny_prior_path):
     pytest.importorskip("napari_orthogonal_views")
-    from napari_d3ip.widgets import layers as L
+    from napari_d3ip import _layers as L
     from napari_d3ip.widgets.reconstruct_widget import ReconstructWidget
     from napari_d3ip.widgets.state import Phase
     from napari_d3ip.widgets.workers import simulate_prepared

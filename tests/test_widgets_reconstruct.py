@@ -36,7 +36,7 @@ AFFINE = np.array([[0, 0, 1.5, -20.0], [0, 1.2, 0, -30.0], [2.0, 0, 0, 5.0], [0,
 @pytest.fixture
 def setup(make_napari_viewer_proxy, qtbot, tiny_prior_path):
     """A viewer with a volume layer, both widgets docked, and a simulated 8-view CT."""
-    from napari_d3ip.widgets import layers as L
+    from napari_d3ip import _layers as L
     from napari_d3ip.widgets.data_widget import DataWidget
     from napari_d3ip.widgets.reconstruct_widget import ReconstructWidget
 
@@ -62,7 +62,7 @@ def setup(make_napari_viewer_proxy, qtbot, tiny_prior_path):
 
 
 def test_simulate_flow_adds_measurement_and_pinv(setup, qtbot):
-    from napari_d3ip.widgets import layers as L
+    from napari_d3ip import _layers as L
 
     viewer, data, rec = setup
     names = [ly.name for ly in viewer.layers]
@@ -114,7 +114,7 @@ def test_data_widget_errors_are_reported(make_napari_viewer_proxy, qtbot, tmp_pa
 
 
 def test_full_run_streams_and_saves(setup, qtbot, tmp_path):
-    from napari_d3ip.widgets import layers as L
+    from napari_d3ip import _layers as L
     from napari_d3ip.widgets.state import Phase
 
     viewer, data, rec = setup
@@ -280,7 +280,7 @@ def test_activity_dock_progress_is_off_by_default(setup):
 
 def test_form_locked_double_click_and_measurement_identity(setup, qtbot, monkeypatch):
     import napari_d3ip.pipeline as pipeline
-    from napari_d3ip.widgets import layers as L
+    from napari_d3ip import _layers as L
     from napari_d3ip.widgets.state import Phase
 
     viewer, data, rec = setup

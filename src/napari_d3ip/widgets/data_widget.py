@@ -26,7 +26,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from . import layers as L
+from .. import _layers as L
 from .common import error_text, notify_error, scrolling_layout
 from .state import ParamStore
 from .workers import Prepared, function_worker, read_prepared, simulate_prepared

@@ -1,9 +1,15 @@
 """Axial, coronal and sagittal views of the volume, behind one small controller.
 
 With `napari-orthogonal-views` installed, `OrthoViews.show()` opens its two extra synchronised
-canvases next to the main one (the plugin defers the actual show to the Qt event loop, so
-callers wait for `is_shown()`). Without it, `ViewControls` still offers the plain fallback:
-buttons that reorder the dims (which plane the main canvas shows) and a 2D/3D toggle.
+canvases next to the main one through the plugin's public functions (`show_orthogonal_views`,
+`hide_orthogonal_views`; the plugin defers the actual show to the Qt event loop, so callers
+wait for `is_shown()`); the open views are found as the plugin's public `OrthoViewWidget`s of
+this viewer. Without it, `ViewControls` still offers the plain fallback: buttons that reorder
+the dims (which plane the main canvas shows) and a 2D/3D toggle.
+
+Every slider, in the main canvas and in the two extra views, counts voxel (slice) indices of
+the volume: all the plugin's layers share the volume's voxel grid (`_layers`), and the axis
+labels say so (`anatomical_labels`).
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ from __future__ import annotations
 import importlib.util
 from typing import Any
 
-from qtpy.QtWidgets import QCheckBox, QHBoxLayout, QPushButton, QWidget
+from qtpy.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 #: dims order per plane for (slice, row, col) volumes: the canvas shows the last two axes
 PLANES: dict[str, tuple[int, int, int]] = {
@@ -19,6 +25,43 @@ PLANES: dict[str, tuple[int, int, int]] = {
     "Coronal": (1, 0, 2),
     "Sagittal": (2, 0, 1),
 }
+
+
+#: what every slider counts (one voxel of the volume per step, on every axis)
+SLIDER_UNIT = "slice"
+
+
+def anatomical_labels(affine: Any) -> tuple[str, str, str]:
+    """Slider labels of the (slice, row, col) axes: the plane each one moves through, by the
+    world direction it runs along (RAS), and the unit the slider counts, e.g.
+    'axial slice (I→S)'. Oblique volumes get plain 'slice', 'row', 'col'."""
+    import numpy as np
+
+    a = np.asarray(affine, dtype=float)[:3, :3]
+    names = {0: ("sagittal", "L→R", "R→L"), 1: ("coronal", "P→A", "A→P"),
+             2: ("axial", "I→S", "S→I")}
+    out, planes = [], set()
+    for col in range(3):
+        v = a[:, col]
+        k = int(np.argmax(np.abs(v)))
+        plane, way, back = names[k]
+        planes.add(plane)
+        out.append(f"{plane} {SLIDER_UNIT} ({way if v[k] > 0 else back})")
+    if len(planes) < 3:  # an oblique volume: no honest single name per axis
+        return ("slice", "row", "col")
+    return tuple(out)  # type: ignore[return-value]
+
+
+def set_anatomical_labels(viewer: Any, affine: Any) -> None:
+    """Label the viewer's last three dims (the sliders every view shows) anatomically."""
+    import contextlib
+
+    with contextlib.suppress(Exception):
+        dims = viewer.dims
+        if dims.ndim >= 3:
+            labels = list(dims.axis_labels)
+            labels[-3:] = anatomical_labels(affine)
+            dims.axis_labels = labels
 
 
 def unwrap(viewer: Any) -> Any:
@@ -37,12 +80,16 @@ class OrthoViews:
         self.viewer = viewer
         self.available = plugin_available()
 
-    def _manager(self) -> Any | None:
+    def widgets(self) -> list[Any]:
+        """The plugin's `OrthoViewWidget`s (its public class) showing this viewer, if any."""
         if not self.available:
-            return None
-        from napari_orthogonal_views import ortho_view_manager as ovm
+            return []
+        from napari_orthogonal_views import OrthoViewWidget
+        from qtpy.QtWidgets import QApplication
 
-        return ovm._get_manager(unwrap(self.viewer))
+        viewer = unwrap(self.viewer)
+        return [w for w in QApplication.allWidgets()
+                if isinstance(w, OrthoViewWidget) and getattr(w, "viewer", None) is viewer]
 
     def show(self) -> bool:
         """Ask for the three views; True if the plugin will show them (deferred), else False."""
@@ -60,22 +107,15 @@ class OrthoViews:
             hide_orthogonal_views(unwrap(self.viewer))
 
     def is_shown(self) -> bool:
-        if not self.available:
-            return False
-        from napari_orthogonal_views import ortho_view_manager as ovm
-
-        m = ovm._VIEWER_MANAGERS.get(unwrap(self.viewer))
-        return bool(m is not None and m.is_shown())
+        """True while the two extra views are on screen."""
+        return any(_visible(w) for w in self.widgets())
 
     def view_models(self) -> list[Any]:
         """The ViewerModels of the two extra views (empty when not shown)."""
-        if not self.is_shown():
-            return []
-        m = self._manager()
         out = []
-        for w in (m.right_widget, m.bottom_widget):
+        for w in self.widgets():
             vm = getattr(getattr(w, "vm_container", None), "viewer_model", None)
-            if vm is not None:
+            if vm is not None and _visible(w):
                 out.append(vm)
         return out
 
@@ -103,14 +143,25 @@ class OrthoViews:
         return n
 
 
+def _visible(widget: Any) -> bool:
+    """An extra view in place in the viewer's window (hiding takes it out and deletes it)."""
+    try:
+        return widget.parent() is not None and not widget.isHidden()
+    except RuntimeError:  # its C++ object is already gone
+        return False
+
+
 class ViewControls(QWidget):
     """'Orthogonal views' checkbox (when the plugin exists) + plane buttons + a 3D toggle."""
 
     def __init__(self, viewer: Any, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.views = OrthoViews(viewer)
-        lay = QHBoxLayout(self)
-        lay.setContentsMargins(0, 0, 0, 0)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.setSpacing(2)
+        lay = QHBoxLayout()
+        outer.addLayout(lay)
         self.ortho = QCheckBox("3 views")
         self.ortho.setToolTip("axial, coronal and sagittal views side by side "
                               "(napari-orthogonal-views)")
@@ -132,6 +183,11 @@ class ViewControls(QWidget):
         self.reset_btn.setToolTip("fit the volume in every view again (zoom and pan)")
         self.reset_btn.clicked.connect(lambda _=False: self.views.reset_cameras())
         lay.addWidget(self.reset_btn)
+        self.unit_label = QLabel(f"sliders count voxels ({SLIDER_UNIT} index) in every view")
+        self.unit_label.setToolTip("one slider step is one voxel of the volume on every axis; "
+                                   "the world position in mm is in the status bar")
+        self.unit_label.setStyleSheet("color: gray")
+        outer.addWidget(self.unit_label)
 
     def _on_ortho(self, on: bool) -> None:
         if on:

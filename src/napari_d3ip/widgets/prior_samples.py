@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from qtpy.QtWidgets import QComboBox, QFormLayout, QPushButton, QSpinBox, QVBoxLayout, QWidget
 
-from . import layers as L
+from .. import _layers as L
 from .common import PriorPicker, available_devices, camera_of, error_text, shipped
 from .runbar import RunBar
 from .state import ParamStore

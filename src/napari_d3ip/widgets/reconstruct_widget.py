@@ -32,7 +32,7 @@ from qtpy.QtWidgets import (
 )
 
 from ..config import ADAPTERS, INITS, SOLVERS, RunConfig
-from . import layers as L
+from .. import _layers as L
 from .common import PriorPicker, available_devices, error_text, notify_error, scrolling_layout, shipped
 from .orthoviews import ViewControls
 from .plot import LivePlot

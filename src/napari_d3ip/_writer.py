@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from . import layers as L
+from . import _layers as L
 
 
 def layer_affine(meta: dict[str, Any], ndim: int = 3) -> np.ndarray:
@@ -31,9 +31,9 @@ def layer_affine(meta: dict[str, Any], ndim: int = 3) -> np.ndarray:
 
 def write_nifti(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
     """npe2 single-layer writer; returns the paths written (NIfTI, then the card if any)."""
-    from ..events import Result
-    from ..io.volumes import write_volume
-    from ..pipeline import save_result
+    from .events import Result
+    from .io.results import save_result
+    from .io.volumes import write_volume
 
     md = meta.get("metadata") or {}
     arr = np.asarray(data, dtype=np.float32)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from . import layers as L
-from .reader import measurement_with_reference
+from . import _layers as L
+from ._reader import measurement_with_reference
 
 
 def load(name: str) -> list[L.LayerData]:
     """Layer data of sample `name` (a volume, or a measurement with A†y and its reference)."""
-    from ..sample_data import load_sample
+    from .sample_data import load_sample
 
     obj = load_sample(name)
     if hasattr(obj, "operator"):

@@ -1,7 +1,10 @@
-"""Layer data tuples for volumes, measurements and results (no Qt: shared by the reader,
-the sample data and the dock widgets).
+"""Layer data tuples for volumes, measurements and results: the npe2 layer conversion (no Qt,
+no napari import: shared by the reader, the sample data, the writer and the dock widgets).
 
-Conventions: `scale` is the voxel spacing (slice, row, col) in mm; the full voxel → world
+Conventions: `scale` is the voxel spacing (slice, row, col) in mm for every layer, the
+measurement's too (its rows and columns are views/detectors or k-space, not voxels, but on the
+volume's grid napari's sliders step one voxel on every axis, so all of them, in the main
+canvas and in the orthogonal views, count voxel (slice) indices); the full voxel → world
 affine, the file's slice axis and intensity range travel in `metadata` so a writer can put
 them back. Measurement layers also carry the `Measurement` object itself, so the Reconstruct
 widget reconstructs exactly what the Data widget simulated or read.
@@ -20,7 +23,6 @@ INTENSITY = "d3ip_intensity"
 ROLE = "d3ip_role"  # "volume" | "measurement" | "pinv" | "mask" | "result" | "samples"
 MEASUREMENT = "d3ip_measurement"
 RUN_CARD = "d3ip_run_card"
-RESULT = "d3ip_result"
 SOURCE = "d3ip_source"
 
 LayerData = tuple[Any, dict[str, Any], str]
@@ -108,7 +110,7 @@ def measurement_layers(measurement: Any, name: str, pinv: np.ndarray | None = No
     meas_meta = _meta("measurement", m.affine, **{MEASUREMENT: m, INTENSITY: tuple(m.intensity)},
                       **common)
     layers.append((disp, {"name": f"{name} {label} ({desc})", "metadata": meas_meta,
-                          "scale": (spacing[0], 1.0, 1.0), "colormap": "magma",
+                          "scale": spacing, "colormap": "magma",
                           "visible": show_measurement}, "image"))
     mask = None
     try:
@@ -123,7 +125,7 @@ def measurement_layers(measurement: Any, name: str, pinv: np.ndarray | None = No
             mask = _centre_kspace(np.ascontiguousarray(mask), np.abs(y).reshape(
                 y.shape[0], -1, *y.shape[-2:]).sum(axis=1) if y.ndim == 4 else np.abs(y))
             layers.append((np.ascontiguousarray(mask), {
-                "name": f"{name} mask ({desc})", "scale": (spacing[0], 1.0, 1.0),
+                "name": f"{name} mask ({desc})", "scale": spacing,
                 "colormap": "green", "blending": "additive", "opacity": 0.6,
                 "contrast_limits": (0.0, 1.0), "visible": False,
                 "metadata": _meta("mask", m.affine, **common)}, "image"))

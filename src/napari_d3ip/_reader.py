@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import layers as L
+from . import _layers as L
 
 VOLUME_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
 MEASUREMENT_SUFFIXES = (".h5", ".hdf5")
@@ -18,7 +18,8 @@ MEASUREMENT_SUFFIXES = (".h5", ".hdf5")
 ReaderFunction = Callable[[Any], list[L.LayerData]]
 
 
-def _one(path: Any) -> str | None:
+def _single_path(path: Any) -> str | None:
+    """The one path napari passes (a list of exactly one counts), else None."""
     if isinstance(path, list | tuple):
         return str(path[0]) if len(path) == 1 else None
     return str(path)
@@ -53,7 +54,7 @@ def _stem(path: Path) -> str:
 
 def get_reader(path: Any) -> ReaderFunction | None:
     """npe2 `get_reader`: a reader function for paths we understand, else None."""
-    one = _one(path)
+    one = _single_path(path)
     if one is None:
         return None
     p = Path(one)
@@ -68,16 +69,16 @@ def get_reader(path: Any) -> ReaderFunction | None:
 
 
 def read_volume_layers(path: Any) -> list[L.LayerData]:
-    from ..io.volumes import read_volume
+    from .io.volumes import read_volume
 
-    p = Path(_one(path) or "")
+    p = Path(_single_path(path) or "")
     return [L.volume_layer(read_volume(p), _stem(p))]
 
 
 def read_measurement_layers(path: Any) -> list[L.LayerData]:
-    from ..io.measurements import read_measurement
+    from .io.measurements import read_measurement
 
-    p = Path(_one(path) or "")
+    p = Path(_single_path(path) or "")
     m = read_measurement(p)
     return measurement_with_reference(m, _stem(p))
 
