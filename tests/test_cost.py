@@ -8,10 +8,9 @@ import pytest
 import torch
 
 from napari_d3ip.config import RunConfig
-from napari_d3ip.cost import (GRAD_BYTES_PER_PX, NOGRAD_BYTES_PER_PX, check_fits,
-                              estimate_cost)
 from napari_d3ip.core.prior import SCALE_DEFAULTS, card_scale, choose_prior, read_card, shipped_priors
 from napari_d3ip.core.tiling import tile_count
+from napari_d3ip.cost import GRAD_BYTES_PER_PX, NOGRAD_BYTES_PER_PX, check_fits, estimate_cost
 from napari_d3ip.io.files import ResourceError
 from napari_d3ip.operators.base import Measurement
 

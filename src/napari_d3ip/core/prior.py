@@ -19,13 +19,14 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from ..errors import D3IPError
 from .schedule import VPSchedule, tweedie
 from .unet import UNet, UNetConfig, count_parameters
 
 SHIPPED_DIR = "priors"
 
 
-class PriorError(ValueError):
+class PriorError(D3IPError):
     """A prior could not be loaded: the message names the problem and the fix."""
 
 

@@ -19,14 +19,16 @@ import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from ..errors import D3IPError
+
 GIB = float(1 << 30)
 
 
-class OutputError(ValueError):
+class OutputError(D3IPError):
     """An output path that cannot (or must not) be written; the message names it and why."""
 
 
-class ResourceError(ValueError):
+class ResourceError(D3IPError):
     """A file or run that needs more memory or disk than there is; says how much of each."""
 
 

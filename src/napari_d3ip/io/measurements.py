@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..errors import D3IPError
 from ..operators.base import Measurement, OperatorError
 from .files import ResourceError, atomic_path, check_disk
 
@@ -55,7 +56,7 @@ REQUIRED_ARRAYS = {"ct": ("angles",), "mri": ("mask",), "mri-multicoil": ("mask"
 _COMPRESS = {"compression": "gzip", "compression_opts": 4, "shuffle": True}
 
 
-class MeasurementError(ValueError):
+class MeasurementError(D3IPError):
     """A measurement file or object that is missing data or inconsistent; says what to fix."""
 
 

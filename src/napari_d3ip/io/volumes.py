@@ -27,13 +27,15 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import D3IPError
+
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 ITK_SUFFIXES = (".nrrd", ".nhdr", ".mha", ".mhd")
 WRITE_SUFFIXES = (".nii", ".nii.gz", ".mha", ".mhd", ".nrrd")
 _LPS = np.diag([-1.0, -1.0, 1.0])  # RAS <-> LPS (its own inverse)
 
 
-class VolumeError(ValueError):
+class VolumeError(D3IPError):
     """A volume that cannot be read or written; the message names the problem and the fix."""
 
 

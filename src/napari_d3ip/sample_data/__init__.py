@@ -10,6 +10,8 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..errors import D3IPError
+
 if TYPE_CHECKING:
     from ..io.volumes import Volume
     from ..operators.base import Measurement
@@ -49,7 +51,7 @@ SAMPLES: dict[str, dict[str, str]] = {
 }
 
 
-class SampleError(KeyError, ValueError):
+class SampleError(KeyError, D3IPError):
     """An unknown sample name (lists the known ones); a ValueError too, for the CLI."""
 
     def __str__(self) -> str:  # KeyError would show the repr of the message

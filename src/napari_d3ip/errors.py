@@ -1,0 +1,13 @@
+"""One base for every error the library raises on purpose.
+
+`except D3IPError` catches a bad input, setting, file or resource with a message that names the
+problem and the fix (the CLI prints it without a traceback; the GUI shows it in the form), and
+lets programming errors through. It derives from ValueError, which the first error classes
+were, so existing `except ValueError` callers keep working.
+"""
+
+from __future__ import annotations
+
+
+class D3IPError(ValueError):
+    """A problem with what the user gave (input, setting, file, resource), said plainly."""
