@@ -1,14 +1,24 @@
 """RunConfig: every choice of a reconstruction, validated, with a JSON round trip and presets.
 
+RunConfig is the one schema of a run. Each field declares once, in its `Param`, its range or
+choices, its help text, the solvers/adapters/tasks it matters to, its CLI flag(s) and whether
+the GUI shows it among the basic or the advanced controls. The front ends render those
+declarations and never re-list the fields: `d3ip reconstruct`/`demo` generate their options
+from `specs()` (commands/reconstruct.py), the Reconstruct widget generates its controls from
+them (widgets/reconstruct_widget.py), and `RunConfig.validate` checks ranges and choices from
+the same declarations (plus the few rules that tie two fields together).
+
 Presets are data (`presets/*.json` inside the package): the paper's Table 5 settings per task
-and a `cpu-preview` that finishes a 64^3 volume on a laptop CPU in minutes.
+and a `cpu-preview` that finishes a 64^3 volume on a laptop CPU in minutes. `from_preset` is
+the one function that applies a preset, for the CLI and the GUI alike.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, fields
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -17,7 +27,10 @@ SOLVERS = ("dds", "ddnm", "dps", "mbir", "admm-tv")
 ADAPTERS = ("none", "scd", "ddip", "d3ip-base", "d3ip-mbir", "d3ip-meta")
 INITS = ("slerp", "noise", "pure-noise")
 DEVICES = ("auto", "cpu", "cuda")
-
+BF16_MODES = ("off", "auto", "on")  # core/precision.py normalises legacy true/false
+DIFFUSION_SOLVERS = ("dds", "ddnm", "dps", "mbir")  # all but admm-tv use the prior
+ADAPTING = ("scd", "ddip", "d3ip-base", "d3ip-mbir", "d3ip-meta")  # all but none
+SHARED_SET = ("d3ip-base", "d3ip-mbir")  # one adapted set for the volume (D3IP without meta)
 
 MAX_CONFIG_BYTES = 1 << 20
 _KIND = {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false"}
@@ -27,151 +40,304 @@ class ConfigError(ValueError):
     """A RunConfig field is invalid; the message names the field and what it accepts."""
 
 
-def _json_type(v: Any) -> str:
-    if isinstance(v, bool):
-        return "a boolean"
-    if isinstance(v, str):
-        return "a string"
-    if isinstance(v, int):
-        return "an integer"
-    if isinstance(v, float):
-        return "a number"
-    if isinstance(v, list | tuple):
-        return "a list"
-    if isinstance(v, dict):
-        return "an object"
-    return type(v).__name__
+class _Null:
+    """An explicit null from a front end (`--gamma none`), where None means "not given"."""
+
+    def __repr__(self) -> str:
+        return "NULL"
+
+
+NULL = _Null()
+
+
+@dataclass(frozen=True)
+class Param:
+    """Everything the front ends and the validation know about one RunConfig field.
+
+    help: one sentence; lo/hi: inclusive bounds (lo_open: lo itself refused); choices: the
+    accepted strings; rule + accepts: a check the bounds cannot say (and its wording);
+    none_means: for optional fields, what null means; flags: CLI flags (default
+    --field-name); gui: "basic", "advanced" or "" (no control); solvers/adapters/tasks: where
+    the field matters (empty: everywhere); user: a choice of the user that presets keep;
+    step/decimals/gui_hi: how the GUI's spin box moves, rounds and where it ends when the
+    field has no upper bound; note: added to a range error.
+    """
+
+    help: str
+    lo: float | None = None
+    hi: float | None = None
+    lo_open: bool = False
+    choices: tuple[str, ...] | None = None
+    rule: Callable[[Any], bool] | None = None
+    accepts: str = ""
+    none_means: str = ""
+    flags: tuple[str, ...] = ()
+    gui: str = "advanced"
+    solvers: tuple[str, ...] = ()
+    adapters: tuple[str, ...] = ()
+    tasks: tuple[str, ...] = ()
+    user: bool = False
+    step: float | None = None
+    decimals: int | None = None
+    gui_hi: float | None = None
+    note: str = ""
+
+
+def _p(default: Any, help: str, **spec: Any) -> Any:
+    """A dataclass field whose metadata carries its `Param`."""
+    return field(default=default, metadata={"param": Param(help, **spec)})
+
+
+def _num(v: Any) -> str:
+    """1.0 -> 1, 0.001 -> 0.001 (how a bound reads in a message)."""
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A RunConfig field as the front ends see it: name, base type, default, Param."""
+
+    name: str
+    type: str  # "int" | "float" | "str" | "bool"
+    optional: bool
+    default: Any
+    param: Param
+
+    @property
+    def flags(self) -> tuple[str, ...]:
+        return self.param.flags or ("--" + self.name.replace("_", "-"),)
+
+    @property
+    def choices(self) -> tuple[str, ...] | None:
+        return self.param.choices
+
+    def accepts(self) -> str:
+        """What the field accepts, as a message says it: 'an integer >= 1 and <= 1000'."""
+        p = self.param
+        if p.accepts:
+            text = p.accepts
+        elif p.choices:
+            text = f"one of {', '.join(p.choices)}"
+        elif self.type == "bool":
+            text = "true or false"
+        elif self.type == "int":
+            text = "an integer"
+            if p.lo is not None:
+                text += f" >= {_num(p.lo)}"
+            if p.hi is not None:
+                text += f" and <= {_num(p.hi)}" if p.lo is not None else f" <= {_num(p.hi)}"
+        elif self.type == "float":
+            if p.lo is not None and p.hi is not None:
+                text = f"in {'(' if p.lo_open else '['}{_num(p.lo)}, {_num(p.hi)}]"
+            elif p.lo is not None:
+                text = f"{'>' if p.lo_open else '>='} {_num(p.lo)}"
+            elif p.hi is not None:
+                text = f"<= {_num(p.hi)}"
+            else:
+                text = "a finite number"
+        else:
+            text = "a string"
+        return text + (" or null" if self.optional else "")
+
+    def check(self, v: Any) -> str | None:
+        """The problem with value `v` (already of the field's type), or None."""
+        p = self.param
+        if v is None:
+            return None if self.optional else f"must be {_KIND[self.type]}, got null"
+        if p.rule is not None:
+            ok = p.rule(v)
+        elif p.choices is not None:
+            if v not in p.choices:
+                return f"{v!r} is not one of {', '.join(p.choices)}"
+            ok = True
+        elif self.type in ("int", "float"):
+            ok = not ((p.lo is not None and (v < p.lo or (p.lo_open and v == p.lo)))
+                      or (p.hi is not None and v > p.hi))
+        else:
+            ok = True
+        if ok:
+            return None
+        return f"must be {self.accepts()}, got {v!r}" + (f" ({p.note})" if p.note else "")
+
+    def relevant(self, solver: str, adapter: str, task: str | None = None) -> bool:
+        """Whether the field changes a run with this solver and adapter (and task)."""
+        p = self.param
+        return ((not p.solvers or solver in p.solvers)
+                and (not p.adapters or adapter in p.adapters)
+                and (not p.tasks or task is None or task in p.tasks))
+
+    def used_with(self) -> str:
+        """'used with --solver mbir' (empty when the field matters to every run)."""
+        p = self.param
+        bits = []
+        if p.solvers == DIFFUSION_SOLVERS:
+            bits.append("a diffusion solver (not admm-tv)")
+        elif p.solvers:
+            bits.append(f"solver {', '.join(p.solvers)}")
+        if p.adapters == ADAPTING:
+            bits.append("an adapter (not none)")
+        elif p.adapters:
+            bits.append(f"adapter {', '.join(p.adapters)}")
+        if p.tasks:
+            bits.append(f"task {', '.join(p.tasks)}")
+        return ("used with " + "; ".join(bits)) if bits else ""
+
+    def show(self, v: Any) -> str:
+        """A value as the help text shows it (None: 'none')."""
+        if v is None:
+            return "none"
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        return _num(v)
+
+
+def _is_device(v: str) -> bool:
+    return v in DEVICES or (v.startswith("cuda:") and v[5:].isdigit())
+
+
+def _is_tile(v: int) -> bool:
+    return v == 0 or v >= 32
 
 
 @dataclass
 class RunConfig:
     """All parameters of one reconstruction (operator parameters live in the Measurement)."""
 
-    solver: str = "dds"
-    adapter: str = "none"
-    prior: str = "ellipses-64"
-    nfe: int = 50
-    eta: float = 0.85
-    cg_steps: int = 5
-    gamma: float | None = None  # None: AᴴA x = Aᴴy; a value: (I + γAᴴA) x = x̂0 + γAᴴy
-    ddnm_cg_steps: int = 30
-    dps_zeta: float = 1.9
-    admm_rho: float = 0.5
-    admm_lambda: float = 0.01
-    admm_iters: int = 5
-    tv_lambda: float = 0.01
-    tv_iters: int = 100
-    init: str = "slerp"
-    t_start: int = 980
-    seed: int = 0
-    device: str = "auto"
-    batch_slices: int = 16
-    tile: int = 0  # > 0: the network sees overlapping tile x tile pieces of each slice (memory)
-    bf16: str = "off"  # auto | on | off (core/precision.py); off: the same numbers on every CPU
+    solver: str = _p("dds", "data-consistency solver (mbir: DiffusionMBIR; admm-tv: 3D TV, "
+                     "no prior)", choices=SOLVERS, gui="basic")
+    adapter: str = _p("none", "adaptation of the prior during sampling (d3ip-*: one LoRA for the "
+                      "volume; scd/ddip: per slice; none: the plain solver)", choices=ADAPTERS,
+                      gui="basic", solvers=DIFFUSION_SOLVERS)
+    prior: str = _p("ellipses-64", "shipped prior name or a .safetensors path (its .json card "
+                    "beside it)", gui="basic", user=True, solvers=DIFFUSION_SOLVERS)
+    nfe: int = _p(50, "diffusion steps (network function evaluations)", lo=1, hi=1000,
+                  gui="basic", note="the schedule's T is 1000", solvers=DIFFUSION_SOLVERS)
+    eta: float = _p(0.85, "stochasticity of each DDIM step (0 = deterministic)", lo=0.0, hi=1.0,
+                    step=0.05, decimals=3, solvers=DIFFUSION_SOLVERS)
+    cg_steps: int = _p(5, "conjugate-gradient steps of the data-consistency update per diffusion "
+                       "step", lo=0, gui_hi=200, solvers=("dds", "mbir"))
+    # None: AᴴA x = Aᴴy; a value: (I + γAᴴA) x = x̂0 + γAᴴy
+    gamma: float | None = _p(None, "data weight γ: solve (I + γAᴴA) x = x̂0 + γAᴴy (the MRI "
+                             "presets use 5)", lo=0.0, lo_open=True, gui_hi=1e4, step=0.5,
+                             decimals=3, none_means="solve AᴴA x = Aᴴy from x̂0",
+                             solvers=("dds", "mbir"))
+    ddnm_cg_steps: int = _p(30, "DDNM: CG steps of its pseudo-inverse", lo=1, gui_hi=1000,
+                            solvers=("ddnm",))
+    dps_zeta: float = _p(1.9, "DPS: guidance step, in Landweber steps of 1/L", lo=0.0,
+                         lo_open=True, gui_hi=100.0, step=0.1, decimals=3, solvers=("dps",))
+    admm_rho: float = _p(0.5, "ADMM penalty ρ", lo=0.0, lo_open=True, gui_hi=1e3, step=0.1,
+                         decimals=4, solvers=("mbir", "admm-tv"))
+    admm_lambda: float = _p(0.01, "DiffusionMBIR: weight λ of ‖D_z x‖₁", lo=0.0, gui_hi=1e3,
+                            step=0.005, decimals=4, solvers=("mbir",))
+    admm_iters: int = _p(5, "DiffusionMBIR: ADMM iterations per step", lo=1, gui_hi=1000,
+                         solvers=("mbir",))
+    tv_lambda: float = _p(0.01, "ADMM-TV: weight of the 3D TV", lo=0.0, gui_hi=1e3, step=0.005,
+                          decimals=4, solvers=("admm-tv",))
+    tv_iters: int = _p(100, "ADMM-TV: ADMM iterations", lo=1, gui_hi=100000,
+                       solvers=("admm-tv",))
+    init: str = _p("slerp", "start: A†y + noise interpolated across slices (slerp), A†y + "
+                   "independent noise, or pure noise", choices=INITS, solvers=DIFFUSION_SOLVERS)
+    t_start: int = _p(980, "diffusion time of the A†y + noise start (init slerp/noise)", lo=1,
+                      hi=999, solvers=DIFFUSION_SOLVERS)
+    seed: int = _p(0, "seed of the sampling noise (and of a simulated measurement); the same "
+                   "seed gives the same result", lo=0, hi=2**63 - 1,
+                   accepts="an integer in 0 .. 2**63 - 1", gui="basic", user=True,
+                   gui_hi=2**31 - 1)
+    device: str = _p("auto", "torch device: auto = CUDA when a GPU is present, else CPU",
+                     choices=DEVICES, rule=_is_device, accepts="one of auto, cpu, cuda, cuda:N",
+                     gui="basic", user=True)
+    batch_slices: int = _p(16, "slices per UNet batch (memory against speed; the result does "
+                           "not depend on it)", lo=1, gui_hi=4096, solvers=DIFFUSION_SOLVERS)
+    # > 0: the network sees overlapping tile x tile pieces of each slice (memory)
+    tile: int = _p(0, "the network sees overlapping tile x tile pieces of each slice (memory); "
+                   "0 = whole slices", lo=0, rule=_is_tile,
+                   accepts="0 (whole slices) or >= 32 pixels", gui_hi=4096,
+                   solvers=DIFFUSION_SOLVERS)
+    bf16: str = _p("off", "bf16 autocast for the UNet: auto = only on CUDA or a CPU with bf16 "
+                   "instructions (AVX2-only CPUs run bf16 ~55x slower); off gives the same "
+                   "numbers on every CPU", choices=BF16_MODES, solvers=DIFFUSION_SOLVERS)
     # adaptation (the paper's contribution)
-    k_slices: int = 6
-    adapt_iters: int = 10
-    lr: float = 1e-3
-    window_lo: int = 20
-    window_hi: int = 980
-    lora_rank: int = 4
-    adapt_every: int = 1
-    meta_finetune_iters: int | None = None
-    adapt_params: str = "lora"  # lora | full (d3ip-base/mbir: fine-tune every weight)
-    lora_targets: str = "blocks"  # blocks (paper) | all (+ input/output convs, time MLP)
-    keep_optimizer: bool = False  # d3ip-base/mbir: one AdamW state across diffusion steps
-    preset: str | None = None
+    k_slices: int = _p(6, "K: slices per adaptation iteration (D3IP)", lo=1, gui_hi=4096,
+                       flags=("--k", "--k-slices"), adapters=ADAPTING)
+    adapt_iters: int = _p(10, "I: adaptation (optimiser) iterations per step", lo=0,
+                          gui_hi=1000, flags=("--iters", "--adapt-iters"), adapters=ADAPTING)
+    lr: float = _p(1e-3, "adaptation learning rate", lo=0.0, lo_open=True, gui_hi=1.0,
+                   step=1e-4, decimals=6, adapters=ADAPTING)
+    window_lo: int = _p(20, "adapt only for diffusion times t in [window_lo, window_hi]", lo=0,
+                        hi=999, adapters=ADAPTING)
+    window_hi: int = _p(980, "adapt only for diffusion times t in [window_lo, window_hi]", lo=0,
+                        hi=999, adapters=ADAPTING)
+    lora_rank: int = _p(4, "rank of the LoRA adapters", lo=1, gui_hi=256, adapters=ADAPTING)
+    adapt_every: int = _p(1, "adapt every n-th diffusion step", lo=1, gui_hi=1000,
+                          adapters=ADAPTING)
+    meta_finetune_iters: int | None = _p(
+        None, "D3IP-meta: per-slice fine-tuning iterations from the meta-learned LoRA", lo=0,
+        gui_hi=1000, none_means="as many as adapt_iters", adapters=("d3ip-meta",))
+    # lora | full (d3ip-base/mbir: fine-tune every weight)
+    adapt_params: str = _p("lora", "what adaptation trains: LoRA adapters, or every weight "
+                           "('full', for d3ip-base/d3ip-mbir: one shared set)",
+                           choices=("lora", "full"), adapters=ADAPTING)
+    # blocks (paper) | all (+ input/output convs, time MLP)
+    lora_targets: str = _p("blocks", "where LoRA goes: the UNet blocks (the paper), or all "
+                           "(+ input/output convs and the time MLP)", choices=("blocks", "all"),
+                           adapters=ADAPTING)
+    keep_optimizer: bool = _p(False, "d3ip-base/mbir: keep one AdamW state across diffusion "
+                              "steps", adapters=SHARED_SET)
+    preset: str | None = _p(None, "the preset these settings came from (set by --preset / "
+                            "the preset picker, not by hand)", gui="", flags=("",))
 
     def _check_types(self) -> None:
         """Every field has its declared type: JSON strings for numbers, floats for integers,
         strings for booleans, NaN or infinity are errors naming the field (never coerced)."""
-        for f in fields(self):
-            ann = str(f.type)
-            optional = "None" in ann
-            base = ann.split("|")[0].strip()
-            v = getattr(self, f.name)
-            where = f"RunConfig.{f.name}"
+        for s in specs():
+            v = getattr(self, s.name)
+            where = f"RunConfig.{s.name}"
             if v is None:
-                if not optional:
-                    raise ConfigError(f"{where}: must be {_KIND[base]}, got null")
+                if not s.optional:
+                    raise ConfigError(f"{where}: must be {_KIND[s.type]}, got null")
                 continue
-            if base == "str" and f.name == "bf16" and isinstance(v, bool):
+            if s.name == "bf16" and isinstance(v, bool):
                 continue  # legacy true/false, normalised in validate()
             got = f"{v!r} ({_json_type(v)})"
-            if base == "bool":
+            if s.type == "bool":
                 if not isinstance(v, bool):
                     raise ConfigError(f"{where}: must be true or false (a JSON boolean), got {got}")
-            elif base == "int":
+            elif s.type == "int":
                 if isinstance(v, float) and math.isfinite(v) and v.is_integer():
                     v = int(v)
-                    setattr(self, f.name, v)
+                    setattr(self, s.name, v)
                 if not isinstance(v, int) or isinstance(v, bool):
                     raise ConfigError(f"{where}: must be an integer, got {got}")
-            elif base == "float":
+            elif s.type == "float":
                 if not isinstance(v, int | float) or isinstance(v, bool):
                     raise ConfigError(f"{where}: must be a number, got {got}")
                 if not math.isfinite(float(v)):
                     raise ConfigError(f"{where}: must be a finite number, got {v!r}")
-                setattr(self, f.name, float(v))
-            elif base == "str":
+                setattr(self, s.name, float(v))
+            elif s.type == "str":
                 if not isinstance(v, str):
                     raise ConfigError(f"{where}: must be a string, got {got}")
 
     def validate(self) -> RunConfig:
+        """Types, then each field against its declaration, then the rules between fields."""
         def bad(field: str, msg: str) -> ConfigError:
             return ConfigError(f"RunConfig.{field}: {msg}")
 
         from .core.precision import normalize_bf16_mode
 
         self._check_types()
-
         try:
             self.bf16 = normalize_bf16_mode(self.bf16)
         except ValueError as e:
             raise bad("bf16", str(e)) from None
-        if self.solver not in SOLVERS:
-            raise bad("solver", f"{self.solver!r} is not one of {', '.join(SOLVERS)}")
-        if self.adapter not in ADAPTERS:
-            raise bad("adapter", f"{self.adapter!r} is not one of {', '.join(ADAPTERS)}")
-        if self.adapt_params not in ("lora", "full"):
-            raise bad("adapt_params", f"{self.adapt_params!r} is not one of lora, full")
-        if self.adapt_params == "full" and self.adapter not in ("d3ip-base", "d3ip-mbir"):
+        for s in specs():
+            problem = s.check(getattr(self, s.name))
+            if problem:
+                raise bad(s.name, problem)
+        # rules between fields
+        if self.adapt_params == "full" and self.adapter not in SHARED_SET:
             raise bad("adapt_params", "'full' fine-tuning is for d3ip-base/d3ip-mbir (one shared set)")
-        if self.lora_targets not in ("blocks", "all"):
-            raise bad("lora_targets", f"{self.lora_targets!r} is not one of blocks, all")
-        if not isinstance(self.keep_optimizer, bool):
-            raise bad("keep_optimizer", f"must be true or false, got {self.keep_optimizer!r}")
-        if self.init not in INITS:
-            raise bad("init", f"{self.init!r} is not one of {', '.join(INITS)}")
-        if self.device not in DEVICES and not str(self.device).startswith("cuda:"):
-            raise bad("device", f"{self.device!r} is not one of {', '.join(DEVICES)}")
-        for name, lo in (("nfe", 1), ("cg_steps", 0), ("ddnm_cg_steps", 1), ("admm_iters", 1),
-                         ("tv_iters", 1), ("batch_slices", 1), ("k_slices", 1),
-                         ("adapt_iters", 0), ("lora_rank", 1), ("adapt_every", 1)):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < lo:
-                raise bad(name, f"must be an integer >= {lo}, got {v!r}")
-        if self.tile != 0 and self.tile < 32:
-            raise bad("tile", f"must be 0 (whole slices) or >= 32 pixels, got {self.tile}")
-        if not 0 <= self.seed < 2**63:
-            raise bad("seed", f"must be an integer in 0 .. 2**63 - 1, got {self.seed}")
-        if self.meta_finetune_iters is not None and self.meta_finetune_iters < 0:
-            raise bad("meta_finetune_iters", f"must be >= 0 or null, got {self.meta_finetune_iters}")
-        if not 1 <= self.nfe <= 1000:
-            raise bad("nfe", f"must be between 1 and 1000 (the schedule's T), got {self.nfe}")
-        if not 0.0 <= self.eta <= 1.0:
-            raise bad("eta", f"must be in [0, 1], got {self.eta}")
-        for name in ("admm_rho", "lr", "dps_zeta"):
-            if not float(getattr(self, name)) > 0:
-                raise bad(name, f"must be > 0, got {getattr(self, name)}")
-        for name in ("admm_lambda", "tv_lambda"):
-            if float(getattr(self, name)) < 0:
-                raise bad(name, f"must be >= 0, got {getattr(self, name)}")
-        if self.gamma is not None and self.gamma <= 0:
-            raise bad("gamma", f"must be > 0 or null, got {self.gamma}")
-        if not 0 < self.t_start < 1000:
-            raise bad("t_start", f"must be in 1..999, got {self.t_start}")
-        if not 0 <= self.window_lo <= self.window_hi <= 999:
+        if not self.window_lo <= self.window_hi:
             raise bad("window_lo", f"need 0 <= window_lo <= window_hi <= 999, got "
                                    f"[{self.window_lo}, {self.window_hi}]")
         if self.adapter != "none" and self.solver in ("admm-tv",):
@@ -250,9 +416,53 @@ class RunConfig:
             raise ConfigError(f"config file {p}: {e}") from None
 
     def replace(self, **changes: Any) -> RunConfig:
-        d = self.to_dict()
-        d.update({k: v for k, v in changes.items() if v is not None})
-        return RunConfig.from_dict(d)
+        """A copy with `changes` (None: not given, NULL: set to null), validated."""
+        return RunConfig.from_dict({**self.to_dict(), **_given(changes)})
+
+
+def _json_type(v: Any) -> str:
+    if isinstance(v, bool):
+        return "a boolean"
+    if isinstance(v, str):
+        return "a string"
+    if isinstance(v, int):
+        return "an integer"
+    if isinstance(v, float):
+        return "a number"
+    if isinstance(v, list | tuple):
+        return "a list"
+    if isinstance(v, dict):
+        return "an object"
+    return type(v).__name__
+
+
+def _given(overrides: dict[str, Any]) -> dict[str, Any]:
+    """Overrides a front end gave: None = not given (dropped), NULL = an explicit null."""
+    return {k: (None if v is NULL else v) for k, v in overrides.items() if v is not None}
+
+
+_SPECS: tuple[Spec, ...] | None = None
+
+
+def specs() -> tuple[Spec, ...]:
+    """Every RunConfig field with its declaration, in declaration order."""
+    global _SPECS
+    if _SPECS is None:
+        out = []
+        for f in fields(RunConfig):
+            ann = str(f.type)
+            out.append(Spec(f.name, ann.split("|")[0].strip(), "None" in ann, f.default,
+                            f.metadata["param"]))
+        _SPECS = tuple(out)
+    return _SPECS
+
+
+def spec(name: str) -> Spec:
+    """The declaration of one field."""
+    for s in specs():
+        if s.name == name:
+            return s
+    raise KeyError(f"RunConfig has no field {name!r}")
 
 
 def _preset_root():
@@ -270,11 +480,26 @@ def presets() -> dict[str, dict[str, Any]]:
     return out
 
 
-def from_preset(name: str, **overrides: Any) -> RunConfig:
-    """RunConfig of a preset, with explicit overrides (None values are ignored)."""
+def user_fields() -> tuple[str, ...]:
+    """Fields that are the user's choices, not the method's: a preset never changes them."""
+    return tuple(s.name for s in specs() if s.param.user)
+
+
+def from_preset(name: str, keep: RunConfig | dict[str, Any] | None = None,
+                **overrides: Any) -> RunConfig:
+    """The one way a preset becomes a RunConfig, for the CLI and the GUI alike.
+
+    RunConfig's defaults, then every field the preset sets, then the user's own choices
+    (`user_fields()`: prior, device, seed) from `keep` (the GUI's current settings), then
+    `overrides` (the CLI's options; None = not given, NULL = null). Nothing else survives
+    from before: applying a preset yields exactly its configuration.
+    """
     all_ = presets()
     if name not in all_:
         raise ConfigError(f"unknown preset {name!r}; available: {', '.join(sorted(all_))}")
     d = {**all_[name]["config"], "preset": name}
-    d.update({k: v for k, v in overrides.items() if v is not None})
+    if keep is not None:
+        kept = keep.to_dict() if isinstance(keep, RunConfig) else dict(keep)
+        d.update({k: kept[k] for k in user_fields() if k in kept})
+    d.update(_given(overrides))
     return RunConfig.from_dict(d)

@@ -9,9 +9,13 @@ from pathlib import Path
 
 import numpy as np
 
-DEVICE_CHOICES = ("auto", "cpu", "cuda")
-DEVICE_HELP = "torch device: auto = CUDA when a GPU is present, else CPU"
-SV_CT_VIEWS = 15  # the paper's sparse-view CT task: the one default of every command
+from ..config import DEVICES as DEVICE_CHOICES
+from ..config import spec as _spec
+from ..operators import SIMULATION_DEFAULTS
+
+DEVICE_HELP = _spec("device").param.help
+#: the paper's sparse-view CT task: the one default of every command (operators/ declares it)
+SV_CT_VIEWS = SIMULATION_DEFAULTS["ct"]["n_views"]
 
 
 class HelpFormatter(argparse.HelpFormatter):
@@ -122,7 +126,7 @@ def partial_path(out: str | Path) -> Path:
 
     Neither the volume nor its run card may exist: a partial result never overwrites a file.
     """
-    from ..pipeline import run_card_path
+    from ..io.results import run_card_path
 
     out = Path(out)
     stem, ext = _split_ext(out)

@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..config import ADAPTERS, SOLVERS
-from ._common import DEVICE_CHOICES, DEVICE_HELP, HelpFormatter
+from ._common import HelpFormatter
 from .simulate import add_simulation_options
 
 
@@ -38,20 +37,48 @@ def register(sub) -> None:
     p.set_defaults(func=_cmd)
 
 
-def add_run_options(p, default_preset: str | None = None) -> None:
-    """RunConfig options shared by reconstruct and demo (None = keep the preset's / default value).
+def _cli_type(spec):
+    """The argparse type of a field: int/float/str; optional fields also take 'none'."""
+    base = {"int": int, "float": float}.get(spec.type, str)
+    if not spec.optional:
+        return base
+    from ..config import NULL
 
-    The defaults shown in --help are those of `default_preset` (demo: cpu-preview) or of
-    RunConfig (reconstruct without --preset).
-    """
-    from ..config import RunConfig, from_preset, presets
+    def parse(text: str):
+        return NULL if text.strip().lower() in ("none", "null") else base(text)
+
+    parse.__name__ = base.__name__  # argparse names the type in its errors
+    return parse
+
+
+def _cli_help(spec, default) -> str:
+    """The field's help + what it accepts + where it matters + its default."""
+    p = spec.param
+    text = p.help
+    if spec.choices:
+        text += f"; one of: {', '.join(spec.choices)}"
+    elif spec.type in ("int", "float") and not p.rule:
+        text += f"; {spec.accepts().removesuffix(' or null')}"
+    elif p.accepts:
+        text += f"; {p.accepts}"
+    if spec.optional:
+        text += f"; 'none': {p.none_means}"
+    if spec.used_with():
+        text += f"; {spec.used_with()}"
+    return (text + f" (default: {spec.show(default)})").replace("%", "%%")
+
+
+def add_run_options(p, default_preset: str | None = None) -> None:
+    """The RunConfig options of reconstruct and demo, generated from RunConfig's declarations
+    (`config.specs()`): flag, type, choices, help, default. None = not given: the value of
+    --config or --preset if given, else the default shown (`default_preset`'s values for
+    demo, RunConfig's for reconstruct without --preset)."""
+    import argparse
+
+    from ..config import RunConfig, from_preset, presets, specs
 
     base = from_preset(default_preset) if default_preset else RunConfig()
     where = f"the {default_preset} preset's values" if default_preset else "RunConfig's defaults"
-
-    def d(value) -> str:
-        return f" (default: {'none' if value is None else value})"
-
     names = list(presets())
     g = p.add_argument_group(
         "reconstruction", f"An option left out keeps the value of --config or --preset if given, "
@@ -61,96 +88,55 @@ def add_run_options(p, default_preset: str | None = None) -> None:
     g.add_argument("--preset", choices=names, metavar="NAME",
                    help=f"a preset: {', '.join(names)} (see `d3ip presets`) (default: "
                    f"{default_preset or 'none: the RunConfig defaults below'})")
-    g.add_argument("--solver", choices=SOLVERS, help="data-consistency solver: dds, ddnm, dps, "
-                   "mbir (DiffusionMBIR), admm-tv (3D TV, no prior)" + d(base.solver))
-    g.add_argument("--adapter", choices=ADAPTERS, help="adaptation of the prior during sampling "
-                   "(d3ip-*: one LoRA for the volume; scd/ddip: per slice)" + d(base.adapter))
-    g.add_argument("--prior", help="shipped prior name or a .safetensors path" + d(base.prior))
-    g.add_argument("--nfe", type=int, help="diffusion steps (network function evaluations)"
-                   + d(base.nfe))
-    g.add_argument("--eta", type=float, help="stochasticity of each step in [0, 1] (0 = "
-                   "deterministic DDIM)" + d(base.eta))
-    g.add_argument("--cg-steps", type=int, help="conjugate-gradient steps of the data-"
-                   "consistency update per diffusion step" + d(base.cg_steps))
-    g.add_argument("--gamma", type=float, help="data weight: solve (I + gamma AᴴA) x = x̂0 + "
-                   "gamma Aᴴy; none solves AᴴA x = Aᴴy from x̂0" + d(base.gamma))
-    g.add_argument("--k", dest="k_slices", type=int, help="D3IP: slices per adaptation iteration"
-                   + d(base.k_slices))
-    g.add_argument("--iters", dest="adapt_iters", type=int, help="adaptation iterations per step"
-                   + d(base.adapt_iters))
-    g.add_argument("--lr", type=float, help="adaptation learning rate" + d(base.lr))
-    g.add_argument("--window", help="adaptation window 'lo,hi' in diffusion time"
-                   + d(f"{base.window_lo},{base.window_hi}"))
-    g.add_argument("--lora-rank", type=int, help="rank of the LoRA adapters" + d(base.lora_rank))
-    g.add_argument("--init", choices=["slerp", "noise", "pure-noise"],
-                   help="start: A†y + noise interpolated across slices (slerp), A†y + independent "
-                   "noise, or pure noise" + d(base.init))
-    g.add_argument("--batch-slices", type=int, help="slices per UNet batch (memory against speed; "
-                   "the result does not depend on it)" + d(base.batch_slices))
-    g.add_argument("--seed", type=int, help="seed of the sampling noise (and of a simulated "
-                   "measurement); the same seed gives the same result" + d(base.seed))
-    g.add_argument("--device", choices=DEVICE_CHOICES, help=DEVICE_HELP + d(base.device))
-    g.add_argument("--bf16", choices=["auto", "on", "off"], default=None,
-                   help="bf16 autocast for the UNet: auto = only on CUDA or a CPU with bf16 "
-                   "instructions (AVX2-only CPUs run bf16 ~55x slower); off gives the same "
-                   "numbers on every CPU" + d(base.bf16))
-    g.add_argument("--t-start", type=int, help="diffusion time of the A†y + noise start"
-                   + d(base.t_start))
-    g.add_argument("--ddnm-cg-steps", type=int, help="DDNM: CG steps of its pseudo-inverse"
-                   + d(base.ddnm_cg_steps))
-    g.add_argument("--dps-zeta", type=float, help="DPS: guidance step, in Landweber steps of 1/L"
-                   + d(base.dps_zeta))
-    g.add_argument("--admm-rho", type=float, help="DiffusionMBIR/ADMM-TV: ADMM penalty ρ"
-                   + d(base.admm_rho))
-    g.add_argument("--admm-lambda", type=float, help="DiffusionMBIR: weight λ of ‖D_z x‖₁"
-                   + d(base.admm_lambda))
-    g.add_argument("--admm-iters", type=int, help="DiffusionMBIR: ADMM iterations per step"
-                   + d(base.admm_iters))
-    g.add_argument("--tv-lambda", type=float, help="ADMM-TV: weight of the 3D TV" + d(base.tv_lambda))
-    g.add_argument("--tv-iters", type=int, help="ADMM-TV: ADMM iterations" + d(base.tv_iters))
+    for spec in specs():
+        if not spec.flags[0]:  # `preset`: set by --preset, not by hand
+            continue
+        kw = {"dest": spec.name, "default": None,
+              "help": _cli_help(spec, getattr(base, spec.name))}
+        if spec.type == "bool":
+            kw["action"] = argparse.BooleanOptionalAction
+        else:
+            kw["type"] = _cli_type(spec)
+            if spec.choices:
+                kw["choices"] = spec.choices
+        g.add_argument(*spec.flags, **kw)
+    g.add_argument("--window", help="adaptation window 'lo,hi' in diffusion time: "
+                   "--window-lo and --window-hi at once (default: "
+                   f"{base.window_lo},{base.window_hi})")
 
 
 def config_from_args(args, default_preset: str | None = None):
-    from ..config import RunConfig, from_preset
+    """The RunConfig the options describe: --config, else --preset (or `default_preset`), else
+    RunConfig's defaults; the options given override it (the same `from_preset` as the GUI)."""
+    from ..config import RunConfig, from_preset, specs
 
-    overrides = {k: getattr(args, k, None) for k in (
-        "solver", "adapter", "prior", "nfe", "eta", "cg_steps", "gamma", "k_slices",
-        "adapt_iters", "lr", "lora_rank", "init", "batch_slices", "seed", "device", "bf16", "t_start",
-        "ddnm_cg_steps", "dps_zeta", "admm_rho", "admm_lambda", "admm_iters", "tv_lambda", "tv_iters")}
+    overrides = {s.name: getattr(args, s.name, None) for s in specs() if s.flags[0]}
     if getattr(args, "window", None):
         try:
             lo, hi = (int(v) for v in args.window.split(","))
         except ValueError:
             raise ValueError(f"--window must be 'lo,hi' (two integers), got {args.window!r}") from None
-        overrides.update(window_lo=lo, window_hi=hi)
+        overrides["window_lo"] = lo if overrides["window_lo"] is None else overrides["window_lo"]
+        overrides["window_hi"] = hi if overrides["window_hi"] is None else overrides["window_hi"]
     if getattr(args, "config", None):
         return RunConfig.from_file(Path(args.config)).replace(**overrides)
     preset = getattr(args, "preset", None) or default_preset
     if preset:
         return from_preset(preset, **overrides)
-    return RunConfig(**{k: v for k, v in overrides.items() if v is not None}).validate()
+    return RunConfig().replace(**overrides)
 
 
 def load_measurement(args):
-    """The measurement to reconstruct: read from file, or simulated from a volume."""
+    """The measurement to reconstruct: read from file, or simulated from a volume (the seed
+    of the run, 0 if not given, also seeds the simulation)."""
     if args.measurement:
         from ..io.measurements import read_measurement
 
         return read_measurement(args.measurement)
-    from ..io.volumes import to_unit_range
-    from ..operators import simulate
-    from .simulate import DEFAULT_NOISE, _load_volume, operator_kwargs
+    from .simulate import measure
 
-    sim = argparse.Namespace(**{**vars(args), "seed": args.seed if args.seed is not None else 0})
-    vol, source = _load_volume(sim)
-    params, desc = operator_kwargs(sim, vol.shape[1:], vol.shape[0])
-    data01, intensity = to_unit_range(vol)
-    noise = DEFAULT_NOISE[sim.operator] if sim.noise is None else sim.noise
-    m = simulate(data01, sim.operator, noise=noise, seed=sim.seed, **params)
-    m.affine, m.spacing, m.intensity, m.source = vol.affine, vol.spacing, intensity, source
-    m.simulation = {**m.simulation, **desc, "kind": sim.operator, "noise": noise,
-                    "seed": sim.seed, "source": source}
-    return m
+    return measure(argparse.Namespace(**{**vars(args),
+                                         "seed": args.seed if args.seed is not None else 0}))
 
 
 def protected_inputs(args, cfg=None) -> list[tuple[str, str | None]]:
@@ -171,8 +157,8 @@ def protected_inputs(args, cfg=None) -> list[tuple[str, str | None]]:
 def check_result_outputs(out: Path, args, cfg, option: str = "--out") -> None:
     """The result volume and its run card: writable, not an input, not a foreign .json."""
     from ..io.files import check_output
+    from ..io.results import check_card_path, run_card_path
     from ..io.volumes import WRITE_SUFFIXES
-    from ..pipeline import check_card_path, run_card_path
 
     inputs = protected_inputs(args, cfg)
     check_output(out, suffixes=WRITE_SUFFIXES, inputs=inputs, force=args.force,

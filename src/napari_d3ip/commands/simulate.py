@@ -11,13 +11,12 @@ import math
 import shlex
 from typing import Any
 
+from ..operators import KINDS, MASK_PATTERNS, SIMULATION_DEFAULTS
 from ._common import SV_CT_VIEWS, HelpFormatter, add_device_option
 
-KINDS = ("ct", "mri", "mri-multicoil")
-DEFAULT_ACCEL = {"mri": 8.0, "mri-multicoil": 4.0}
-DEFAULT_MASK = {"mri": "poisson", "mri-multicoil": "uniform1d"}
-DEFAULT_NOISE = {"ct": 0.01, "mri": 0.0, "mri-multicoil": 0.01}  # paper settings
-ACS_FRACTION = 0.08  # fully sampled centre columns of 1D masks (and multi-coil Poisson masks)
+DEFAULT_ACCEL = {k: v["accel"] for k, v in SIMULATION_DEFAULTS.items() if "accel" in v}
+DEFAULT_MASK = {k: v["mask"] for k, v in SIMULATION_DEFAULTS.items() if "mask" in v}
+DEFAULT_NOISE = {k: v["noise"] for k, v in SIMULATION_DEFAULTS.items()}  # paper settings
 
 
 def register(sub) -> None:
@@ -55,16 +54,20 @@ def add_simulation_options(p, operator_required: bool = False, file_options: boo
     p.add_argument("--views", type=int, default=SV_CT_VIEWS, help="CT: projection views over "
                    f"180 deg (default: {SV_CT_VIEWS}, the paper's sparse-view CT task)")
     p.add_argument("--accel", type=float, default=None,
-                   help="MRI: acceleration R (default: 8 for mri, 4 for mri-multicoil)")
-    p.add_argument("--mask", choices=["poisson", "uniform1d"], default=None,
-                   help="MRI sampling: 2D variable-density Poisson disc or uniform random 1D "
-                        "lines with 8%% ACS columns; a multi-coil Poisson mask keeps 8%% full "
-                        "ACS columns for ESPIRiT (default: poisson for mri, uniform1d for "
-                        "mri-multicoil)")
-    p.add_argument("--coils", type=int, default=8, help="mri-multicoil: number of coils")
+                   help="MRI: acceleration R (default: "
+                   + ", ".join(f"{v:g} for {k}" for k, v in DEFAULT_ACCEL.items()) + ")")
+    acs = f"{SIMULATION_DEFAULTS['mri-multicoil']['acs_fraction'] * 100:g}%%"
+    p.add_argument("--mask", choices=MASK_PATTERNS, default=None,
+                   help=f"MRI sampling: 2D variable-density Poisson disc or uniform random 1D "
+                        f"lines with {acs} ACS columns; a multi-coil Poisson mask keeps "
+                        f"{acs} full ACS columns for ESPIRiT (default: "
+                   + ", ".join(f"{v} for {k}" for k, v in DEFAULT_MASK.items()) + ")")
+    p.add_argument("--coils", type=int, default=SIMULATION_DEFAULTS["mri-multicoil"]["n_coils"],
+                   help="mri-multicoil: number of coils")
     p.add_argument("--noise", type=float, default=None,
-                   help="relative Gaussian noise std (default: 0.01 for ct and mri-multicoil, "
-                        "0 for mri: the paper's settings)")
+                   help="relative Gaussian noise std (default: "
+                   + ", ".join(f"{v:g} for {k}" for k, v in DEFAULT_NOISE.items())
+                   + ": the paper's settings)")
     if file_options:
         p.add_argument("--axis", type=int, choices=[0, 1, 2], default=2,
                        help="file index axis to slice along (2 = last NIfTI axis: axial)")
@@ -74,31 +77,28 @@ def add_simulation_options(p, operator_required: bool = False, file_options: boo
                        "several series (default: none: the only series)")
 
 
-def operator_kwargs(args, image_shape: tuple[int, int], n_slices: int = 1
-                    ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(parameters for `operators.simulate`, JSON-able description of the sampling); refuses
-    options out of range and a simulation larger than the memory there is."""
-    from ..operators import poisson_disc_mask, uniform_lines_mask
-
+def simulation_kwargs(args) -> dict[str, Any]:
+    """The keyword arguments of `measurement_builder.build_measurement` the options give
+    (None: the kind's default there)."""
     kind = args.operator
-    check_simulation_options(args)
-    check_simulation_size(args, image_shape, n_slices)
     if kind == "ct":
-        return {"n_views": args.views}, {"views": args.views}
-    accel = DEFAULT_ACCEL[kind] if args.accel is None else float(args.accel)
-    mask = args.mask or DEFAULT_MASK[kind]
-    kw: dict[str, Any] = {"accel": accel}
-    if mask == "uniform1d" and kind == "mri":
-        kw["mask"] = uniform_lines_mask(image_shape, accel, ACS_FRACTION, seed=args.seed)
-    elif mask == "poisson" and kind == "mri-multicoil":
-        # ESPIRiT calibrates from fully sampled columns: keep an ACS band of full height
-        acs = (image_shape[0], max(2, round(ACS_FRACTION * image_shape[1])))
-        kw["mask"] = poisson_disc_mask(image_shape, accel, calib=acs, seed=args.seed)
-    # (otherwise simulate() draws the default pattern of the kind itself)
-    desc: dict[str, Any] = {"accel": accel, "mask": mask}
+        return {"n_views": args.views, "noise": args.noise}
+    kw = {"accel": args.accel, "mask": args.mask, "noise": args.noise}
     if kind == "mri-multicoil":
-        kw["n_coils"] = desc["coils"] = args.coils
-    return kw, desc
+        kw["n_coils"] = args.coils
+    return kw
+
+
+def measure(args, device: Any = "cpu"):
+    """Read --volume/--sample and simulate its measurement with the operator options: the
+    one library function (`build_measurement`) after the checks that need no data."""
+    from ..measurement_builder import build_measurement
+
+    check_simulation_options(args)
+    vol, source = _load_volume(args)
+    check_simulation_size(args, vol.shape[1:], vol.shape[0])
+    return build_measurement(vol, args.operator, seed=args.seed, device=device, source=source,
+                             **simulation_kwargs(args))
 
 
 def check_simulation_options(args) -> None:
@@ -171,7 +171,6 @@ def _load_volume(args):
     return vol, str(args.volume)
 
 
-
 def _cmd_simulate(args) -> int:
 
     import numpy as np
@@ -179,8 +178,6 @@ def _cmd_simulate(args) -> int:
     from ..core.prior import resolve_device
     from ..io.files import check_output
     from ..io.measurements import MEASUREMENT_SUFFIXES, write_measurement
-    from ..io.volumes import to_unit_range
-    from ..operators import simulate
     from ._common import describe_quality, quality, say
 
     # everything that can be checked before any work: the output, the options, the device
@@ -194,23 +191,15 @@ def _cmd_simulate(args) -> int:
     what = f"sample {args.sample}" if args.sample is not None else str(args.volume)
     say(f"d3ip simulate: preparing: reading {what}, simulating {kind} on {device} ...",
         getattr(args, "quiet", False))
-    vol, source = _load_volume(args)
-    params, desc = operator_kwargs(args, vol.shape[1:], vol.shape[0])
-    data01, intensity = to_unit_range(vol)
-    m = simulate(data01, kind, noise=noise, seed=args.seed, device=device, **params)
-    m.affine, m.spacing, m.intensity, m.source = vol.affine, vol.spacing, intensity, source
-    m.simulation = {**m.simulation, "kind": kind, "noise": noise, "seed": args.seed,
-                    **desc, "axis": vol.axis, "source": source,
-                    "command": command_line(args, noise)}
-    if m.reference is None:
-        m.reference = data01
+    m = measure(args, device=device)
+    m.simulation["command"] = command_line(args, noise)
     write_measurement(out, m, overwrite=args.force)
     label = "FBP" if kind == "ct" else "zero-filled"
     metrics = quality(m.pinv(), np.asarray(m.reference))
     if kind == "ct":
         sampling = f"{m.operator.params()['n_views']} views"
     else:
-        sampling = f"R={m.operator.acceleration:.2f} ({desc['mask']})"
+        sampling = f"R={m.operator.acceleration:.2f} ({m.simulation['mask']})"
     print(f"wrote {out}: {kind}, {m.n_slices} slices of {m.image_shape[0]}x{m.image_shape[1]}, "
           f"y {tuple(m.y.shape)}, {sampling}, noise {noise:g}, seed {args.seed}; "
           f"A^+y ({label}): {describe_quality(metrics, m.n_slices)}")

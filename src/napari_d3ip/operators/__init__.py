@@ -28,7 +28,7 @@ __all__ = [
     "OPERATORS", "Measurement", "Operator", "OperatorError", "ParallelBeamCT", "CartesianMRI",
     "MulticoilMRI", "build_operator", "operator_from_params", "simulate", "poisson_disc_mask",
     "uniform_lines_mask", "acceleration", "birdcage_maps", "espirit_maps", "fft2c", "ifft2c",
-    "FILTERS", "DEFAULTS",
+    "FILTERS", "DEFAULTS", "KINDS", "SIMULATION_DEFAULTS", "MASK_PATTERNS", "check_kind",
 ]
 
 OPERATORS: dict[str, type[Operator]] = {
@@ -37,21 +37,45 @@ OPERATORS: dict[str, type[Operator]] = {
     "mri-multicoil": MulticoilMRI,
 }
 
+#: the operator kinds, in the order every front end lists them
+KINDS: tuple[str, ...] = tuple(OPERATORS)
+
+#: sampling patterns of MRI masks: 2D variable-density Poisson disc, uniform random 1D lines
+MASK_PATTERNS = ("poisson", "uniform1d")
+
+#: what a simulated measurement uses when a front end leaves a setting out: the paper's tasks
+#: (15-view sparse-view CT with 1% noise; single-coil MRI R=8 Poisson disc, noiseless;
+#: multi-coil MRI R=4 uniform lines with 8% ACS columns, 8 coils, 1% noise). The one place
+#: the CLI, the widgets and `measurement_builder.build_measurement` read these from.
+SIMULATION_DEFAULTS: dict[str, dict[str, Any]] = {
+    "ct": {"n_views": 15, "filter": "ram-lak", "noise": 0.01},
+    "mri": {"accel": 8.0, "mask": "poisson", "acs_fraction": 0.08, "noise": 0.0},
+    "mri-multicoil": {"accel": 4.0, "mask": "uniform1d", "acs_fraction": 0.08, "n_coils": 8,
+                      "noise": 0.01},
+}
+
+_SIM = SIMULATION_DEFAULTS
 # scalar parameters `build_operator` / `simulate` accept per kind, with their defaults
 DEFAULTS: dict[str, dict[str, Any]] = {
-    "ct": {"n_views": None, "n_det": None, "filter": "ram-lak", "angles": None},
-    "mri": {"accel": 8.0, "calib": None, "mask": None, "mask_seed": None},
-    "mri-multicoil": {"accel": 4.0, "acs_fraction": 0.08, "n_coils": 8, "mask": None,
+    "ct": {"n_views": None, "n_det": None, "filter": _SIM["ct"]["filter"], "angles": None},
+    "mri": {"accel": _SIM["mri"]["accel"], "calib": None, "mask": None, "mask_seed": None},
+    "mri-multicoil": {"accel": _SIM["mri-multicoil"]["accel"],
+                      "acs_fraction": _SIM["mri-multicoil"]["acs_fraction"],
+                      "n_coils": _SIM["mri-multicoil"]["n_coils"], "mask": None,
                       "maps": None, "mask_seed": None},
 }
 _ESPIRIT = {"kernel": 6, "thresh": 0.02, "crop": 0.95}
 
 
-def _check_kind(kind: str) -> str:
+def check_kind(kind: str) -> str:
+    """`kind` if it is an operator kind; else an OperatorError naming the choices."""
     if kind not in OPERATORS:
         raise OperatorError(f"unknown operator kind {kind!r}; choose one of "
                             f"{', '.join(OPERATORS)}")
     return kind
+
+
+_check_kind = check_kind
 
 
 def _check_params(kind: str, params: dict[str, Any], extra: dict[str, Any] | None = None

@@ -3,8 +3,8 @@
 Simulating adds the measurement (sinogram, or k-space log-magnitude and its mask; hidden by
 default since they live in another space) and A†y (FBP / zero-filled). The measurement layer
 carries the `Measurement` itself in `metadata`, which is what 'D3IP: Reconstruct' uses. The
-science (normalisation, operators, noise) is `operators.simulate`; this widget only collects
-parameters and adds layers. The input layer is never modified.
+science (normalisation, operators, noise, geometry) is `measurement_builder.build_measurement`;
+this widget only collects parameters and adds layers. The input layer is never modified.
 """
 
 from __future__ import annotations
@@ -31,10 +31,20 @@ from .common import error_text, notify_error, scrolling_layout
 from .state import ParamStore
 from .workers import Prepared, function_worker, read_prepared, simulate_prepared
 
-KINDS = ("ct", "mri", "mri-multicoil")
-DEFAULTS: dict[str, Any] = {"kind": "ct", "n_views": 15, "filter": "ram-lak", "mri_accel": 8.0,
-                            "mc_accel": 4.0, "n_coils": 8, "acs_fraction": 0.08,
-                            "noise": 0.01, "seed": 0}
+
+def defaults() -> dict[str, Any]:
+    """The form's defaults: the kinds and their settings are declared once, in operators/
+    (imported here, when a widget is made, so that loading the plugin stays torch-free)."""
+    from ..operators import KINDS
+    from ..operators import SIMULATION_DEFAULTS as SIM
+
+    return {"kind": KINDS[0], "n_views": SIM["ct"]["n_views"], "filter": SIM["ct"]["filter"],
+            "mri_accel": SIM["mri"]["accel"], "mc_accel": SIM["mri-multicoil"]["accel"],
+            "n_coils": SIM["mri-multicoil"]["n_coils"],
+            "acs_fraction": SIM["mri-multicoil"]["acs_fraction"], "noise": SIM["ct"]["noise"],
+            "seed": 0}
+
+
 _SKIP_ROLES = {"measurement", "mask"}
 
 
@@ -44,7 +54,9 @@ class DataWidget(QWidget):
     def __init__(self, napari_viewer: Any, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.viewer = napari_viewer
-        self.store = ParamStore("data", DEFAULTS)
+        from ..operators import KINDS
+
+        self.store = ParamStore("data", defaults())
         self.worker: Any = None
         self.added: list[Any] = []  # layers added by the last simulate/open
         self._images: list[Any] = []

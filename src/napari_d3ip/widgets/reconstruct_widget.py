@@ -24,6 +24,7 @@ from qtpy.QtWidgets import (
     QFormLayout,
     QHBoxLayout,
     QLabel,
+    QLineEdit,
     QMessageBox,
     QPushButton,
     QSpinBox,
@@ -31,8 +32,8 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ..config import ADAPTERS, INITS, SOLVERS, RunConfig
 from .. import _layers as L
+from ..config import RunConfig, Spec, specs
 from .common import PriorPicker, available_devices, error_text, notify_error, scrolling_layout, shipped
 from .orthoviews import ViewControls
 from .plot import LivePlot
@@ -41,40 +42,116 @@ from .state import ParamStore
 from .workers import DEFAULT_INTERVAL, Update, reconstruct_worker
 
 CUSTOM = "(custom)"
-
-#: advanced fields: name -> (kind, lo, hi, step/decimals, tooltip)
-ADVANCED: dict[str, tuple[str, float, float, float, str]] = {
-    "eta": ("float", 0.0, 1.0, 0.05, "DDIM stochasticity η (0 = deterministic)"),
-    "cg_steps": ("int", 0, 200, 1, "conjugate-gradient steps of data consistency per step"),
-    "gamma": ("float", 0.0, 1e4, 0.5, "data weight γ: (I + γAᴴA) x = x̂0 + γAᴴy; 'none' "
-              "solves AᴴA x = Aᴴy from x̂0 (the MRI presets use γ = 5)"),
-    "k_slices": ("int", 1, 1024, 1, "K: slices used for each adaptation step (D3IP)"),
-    "adapt_iters": ("int", 0, 200, 1, "I: LoRA optimiser iterations per adaptation step"),
-    "lr": ("float", 1e-6, 1.0, 5, "LoRA learning rate"),
-    "lora_rank": ("int", 1, 64, 1, "LoRA rank"),
-    "window_lo": ("int", 0, 999, 1, "adapt only for t in [window_lo, window_hi]"),
-    "window_hi": ("int", 0, 999, 1, "adapt only for t in [window_lo, window_hi]"),
-    "adapt_every": ("int", 1, 100, 1, "adapt every n-th step"),
-    "t_start": ("int", 1, 999, 1, "first diffusion time when starting from A†y (init slerp/noise)"),
-    "batch_slices": ("int", 1, 1024, 1, "slices per network batch (memory vs speed)"),
-}
+_INT32 = 2**31 - 1
 
 
 def _defaults() -> dict[str, Any]:
-    d = RunConfig().to_dict()
-    keep = ("solver", "adapter", "prior", "nfe", "device", "seed", "init", "bf16", *ADVANCED)
-    out = {k: d[k] for k in keep}
+    """Every RunConfig field's default (the first shipped prior when the default is not
+    shipped), the preset picker and the two display options."""
+    out = RunConfig().to_dict()
+    out.pop("preset")
     priors = shipped()
     if priors and out["prior"] not in priors:
         out["prior"] = priors[0]
-    out["gamma"] = 0.0 if out["gamma"] is None else float(out["gamma"])  # 0 shows as "none"
     out.update(preset=CUSTOM, show_views=False, activity=False)
     return out
 
 
-def _gamma_value(v: float) -> float | None:
-    """The gamma control's value as a RunConfig field (its minimum, 0, reads "none")."""
-    return None if v <= 0 else float(v)
+class Control:
+    """The Qt control of one RunConfig field, generated from its declaration (`config.Spec`):
+    a combo box for choices, a check box for a boolean, a spin box for a number (an optional
+    number's minimum reads "none"), the prior picker for the prior, a line edit otherwise.
+
+    `value()` gives the field's value: a spin box rounds to its decimals, so a value set by
+    `set_value` and not edited since is returned exactly (a preset's lr of 1e-5 stays 1e-5).
+    """
+
+    def __init__(self, spec: Spec, choices: list[str] | None = None) -> None:
+        self.spec = spec
+        p = spec.param
+        self._exact: float | None = None
+        tip = p.help + (f" ({spec.used_with()})" if spec.used_with() else "")
+        if spec.optional and p.none_means:
+            tip += f"; none: {p.none_means}"
+        if spec.name == "prior":
+            w: Any = PriorPicker()
+            self.changed = w.combo.currentTextChanged
+        elif spec.choices:
+            w = QComboBox()
+            w.addItems(list(choices if choices is not None else spec.choices))
+            self.changed = w.currentTextChanged
+        elif spec.type == "bool":
+            w = QCheckBox()
+            self.changed = w.toggled
+        elif spec.type == "int":
+            w = QSpinBox()
+            lo = int(p.lo) if p.lo is not None else -_INT32
+            hi = p.hi if p.hi is not None else p.gui_hi
+            hi = _INT32 if hi is None else min(int(hi), _INT32)
+            if spec.optional:
+                lo -= 1
+                w.setSpecialValueText("none")
+            w.setRange(lo, hi)
+            self.changed = w.valueChanged
+        elif spec.type == "float":
+            w = QDoubleSpinBox()
+            dec = p.decimals if p.decimals is not None else 4
+            w.setDecimals(dec)
+            w.setSingleStep(p.step if p.step is not None else 10.0 ** -min(dec, 2))
+            lo = float(p.lo) if p.lo is not None else -1e9
+            if p.lo_open and not spec.optional:
+                lo += 10.0 ** -dec
+            elif spec.optional and not p.lo_open:
+                lo -= 10.0 ** -dec
+            if spec.optional:
+                w.setSpecialValueText("none")
+            hi = p.hi if p.hi is not None else p.gui_hi
+            w.setRange(lo, 1e9 if hi is None else float(hi))
+            self.changed = w.valueChanged
+        else:
+            w = QLineEdit()
+            self.changed = w.textChanged
+        w.setToolTip(tip)
+        self.widget = w
+
+    def value(self) -> Any:
+        w = self.widget
+        if isinstance(w, PriorPicker):
+            return w.value()
+        if isinstance(w, QComboBox):
+            return w.currentText()
+        if isinstance(w, QCheckBox):
+            return w.isChecked()
+        if isinstance(w, QLineEdit):
+            return w.text()
+        if self.spec.optional and w.value() == w.minimum():
+            return None
+        if isinstance(w, QSpinBox):
+            return int(w.value())
+        v = float(w.value())
+        if self._exact is not None and abs(v - self._exact) <= 0.5 * 10.0 ** -w.decimals():
+            return self._exact
+        return v
+
+    def set_value(self, v: Any) -> None:
+        w = self.widget
+        if isinstance(w, PriorPicker):
+            w.set_value(str(v))
+        elif isinstance(w, QComboBox):
+            if w.findText(str(v)) < 0:  # e.g. cuda:1 from a saved run card
+                w.addItem(str(v))
+            w.setCurrentIndex(w.findText(str(v)))
+        elif isinstance(w, QCheckBox):
+            w.setChecked(bool(v))
+        elif isinstance(w, QLineEdit):
+            w.setText(str(v))
+        elif v is None:
+            w.setValue(w.minimum())
+        elif isinstance(w, QSpinBox):
+            w.setValue(int(v))
+        else:
+            w.setValue(float(v))
+            self._exact = float(v)
 
 
 @dataclass
@@ -129,28 +206,17 @@ class ReconstructWidget(QWidget):
         self.preset.setToolTip("paper (Table 5) settings per task, or your own")
         self.preset.currentTextChanged.connect(self._on_preset)
         form.addRow("preset", self.preset)
-        self.solver = QComboBox()
-        self.solver.addItems(SOLVERS)
-        self.solver.setToolTip("data-consistency estimator: DDS, DDNM, DPS, DiffusionMBIR, "
-                               "or ADMM-TV (no prior)")
-        form.addRow("solver", self.solver)
-        self.adapter = QComboBox()
-        self.adapter.addItems(ADAPTERS)
-        self.adapter.setToolTip("adaptation of the prior during sampling (D3IP: LoRA on K "
-                                "slices); 'none' = plain diffusion solver")
-        form.addRow("adapter", self.adapter)
-        self.prior = PriorPicker()
-        form.addRow("prior", self.prior)
-        self.nfe = QSpinBox()
-        self.nfe.setRange(1, 1000)
-        self.nfe.setToolTip("number of diffusion steps")
-        form.addRow("NFE", self.nfe)
-        self.device = QComboBox()
-        self.device.addItems(available_devices())
-        form.addRow("device", self.device)
-        self.seed = QSpinBox()
-        self.seed.setRange(0, 2**31 - 1)
-        form.addRow("seed", self.seed)
+        # the RunConfig controls: one per field, generated from its declaration
+        self.controls: dict[str, Control] = {
+            sp.name: Control(sp, available_devices() if sp.name == "device" else None)
+            for sp in specs() if sp.param.gui}
+        for name, c in self.controls.items():
+            if c.spec.param.gui == "basic":
+                form.addRow("NFE" if name == "nfe" else name, c.widget)
+        # the basic controls by name, as scripts and tests reach them (rec.nfe.setValue(10))
+        self.solver, self.adapter, self.prior, self.nfe, self.device, self.seed = (
+            self.controls[k].widget for k in ("solver", "adapter", "prior", "nfe", "device",
+                                              "seed"))
         lay.addLayout(form)
 
         self.advanced = self._make_advanced()
@@ -194,12 +260,8 @@ class ReconstructWidget(QWidget):
         lay.addStretch(1)
 
         self._fields = self._field_widgets()
-        for w in self._fields.values():
-            for sig in ("currentTextChanged", "valueChanged", "toggled"):
-                if hasattr(w, sig):
-                    getattr(w, sig).connect(self._on_field)
-                    break
-        self.prior.combo.currentTextChanged.connect(self._on_field)
+        for c in self.controls.values():
+            c.changed.connect(self._on_user_field if c.spec.param.user else self._on_field)
         self.set_values(self.store.load())
 
         ev = self.viewer.layers.events
@@ -220,36 +282,13 @@ class ReconstructWidget(QWidget):
         inner = QWidget()
         form = QFormLayout(inner)
         form.setContentsMargins(0, 0, 0, 0)
+        #: the advanced controls' Qt widgets by field name (rec.adv["lr"].setValue(2e-3))
         self.adv: dict[str, Any] = {}
-        for name, (kind, lo, hi, step, tip) in ADVANCED.items():
-            if kind == "int":
-                w: Any = QSpinBox()
-                w.setRange(int(lo), int(hi))
-            else:
-                w = QDoubleSpinBox()
-                if name == "lr":
-                    w.setDecimals(int(step))
-                    w.setSingleStep(1e-4)
-                else:
-                    w.setDecimals(3)
-                    w.setSingleStep(step)
-                w.setRange(lo, hi)
-                if name == "gamma":
-                    w.setSpecialValueText("none")
-            w.setToolTip(tip)
-            form.addRow(name, w)
-            self.adv[name] = w
-        self.init = QComboBox()
-        self.init.addItems(INITS)
-        self.init.setToolTip("start from A†y + slerp noise across slices, A†y + noise, "
-                             "or pure noise")
-        form.addRow("init", self.init)
-        self.bf16 = QComboBox()
-        self.bf16.addItems(["off", "auto", "on"])
-        self.bf16.setToolTip("bfloat16 network: auto = only on a GPU or a CPU with bf16 "
-                             "instructions (faster there); on a CPU without them bf16 is many "
-                             "times slower. off gives the same numbers on every machine.")
-        form.addRow("bf16", self.bf16)
+        for name, c in self.controls.items():
+            if c.spec.param.gui == "advanced":
+                form.addRow(name, c.widget)
+                self.adv[name] = c.widget
+        self.init, self.bf16 = self.adv["init"], self.adv["bf16"]
         self.activity = QCheckBox("progress in napari's activity dock")
         self.activity.setToolTip("off by default: napari animates a status-bar spinner and runs "
                                  "the event loop in every progress update; without a GPU-backed "
@@ -259,9 +298,8 @@ class ReconstructWidget(QWidget):
         return box
 
     def _field_widgets(self) -> dict[str, Any]:
-        return {"solver": self.solver, "adapter": self.adapter, "nfe": self.nfe,
-                "device": self.device, "seed": self.seed, "init": self.init,
-                "bf16": self.bf16, **self.adv}
+        """Every RunConfig control's Qt widget by field name."""
+        return {name: c.widget for name, c in self.controls.items()}
 
     @staticmethod
     def _preset_names() -> dict[str, str]:
@@ -274,16 +312,8 @@ class ReconstructWidget(QWidget):
             return {}
 
     def values(self) -> dict[str, Any]:
-        """The remembered parameters (RunConfig fields + preset + view option)."""
-        v: dict[str, Any] = {}
-        for name, w in self._fields.items():
-            if isinstance(w, QComboBox):
-                v[name] = w.currentText()
-            elif isinstance(w, QCheckBox):
-                v[name] = w.isChecked()
-            else:
-                v[name] = w.value()
-        v["prior"] = self.prior.value()
+        """The remembered parameters (every RunConfig field + preset + view options)."""
+        v: dict[str, Any] = {name: c.value() for name, c in self.controls.items()}
         v["preset"] = self.preset.currentText()
         v["show_views"] = self.show_views.isChecked()
         v["activity"] = self.activity.isChecked()
@@ -292,23 +322,12 @@ class ReconstructWidget(QWidget):
     def set_values(self, v: dict[str, Any]) -> None:
         self._applying = True
         try:
-            for name, w in self._fields.items():
-                if name not in v:
-                    continue
-                if isinstance(w, QComboBox):
-                    i = w.findText(str(v[name]))
-                    if i >= 0:
-                        w.setCurrentIndex(i)
-                elif isinstance(w, QCheckBox):
-                    w.setChecked(bool(v[name]))
-                elif isinstance(w, QSpinBox):
-                    w.setValue(int(v[name]))
-                else:
-                    w.setValue(float(v[name]))
-            if "prior" in v:
-                self.prior.set_value(str(v["prior"]))
+            for name, c in self.controls.items():
+                if name in v:
+                    with contextlib.suppress(TypeError, ValueError):  # a stale saved value
+                        c.set_value(v[name])
             if "preset" in v:
-                i = self.preset.findText(str(v["preset"]))
+                i = self.preset.findText(str(v["preset"] or CUSTOM))
                 self.preset.setCurrentIndex(max(i, 0))
             if "show_views" in v:
                 self.show_views.setChecked(bool(v["show_views"]))
@@ -322,38 +341,33 @@ class ReconstructWidget(QWidget):
         self.set_values(self.store.restore_defaults())
 
     def config(self) -> RunConfig:
-        """The RunConfig the fields describe (raises ConfigError with the field's name)."""
-        v = self.values()
-        preset = v.pop("preset")
-        v.pop("show_views")
-        v.pop("activity")
-        v["gamma"] = _gamma_value(v["gamma"])
-        if preset != CUSTOM:  # the same code as the CLI: the preset's every field (gamma too)
-            from ..config import from_preset
+        """The RunConfig the controls describe (raises ConfigError with the field's name).
 
-            base = from_preset(preset).to_dict()
-            for k in ("lr",):  # spin boxes round; an untouched field keeps the preset's value
-                if abs(float(v[k]) - float(base[k])) <= 0.5 * 10 ** -self.adv[k].decimals():
-                    v[k] = base[k]
-            return RunConfig.from_dict({**base, **v, "preset": preset})
-        return RunConfig.from_dict({**RunConfig().to_dict(), **v, "preset": None})
+        Every field has a control, so this is exactly what the form shows; after a preset
+        was applied it is that preset's `from_preset` configuration (with the user's prior,
+        device and seed) until a field is edited."""
+        v = {name: c.value() for name, c in self.controls.items()}
+        preset = self.preset.currentText()
+        return RunConfig.from_dict({**v, "preset": None if preset == CUSTOM else preset})
 
     def _on_preset(self, name: str) -> None:
+        """Show the preset's configuration: `config.from_preset`, the CLI's function too,
+        keeping the user's own choices (prior, device, seed)."""
         if self._applying or name == CUSTOM:
             return
         try:
-            from ..config import presets
+            from ..config import from_preset
 
-            cfg = presets()[name]["config"]
+            cfg = from_preset(name, keep={k: c.value() for k, c in self.controls.items()})
         except Exception as e:  # a broken preset file is reported, not fatal
             self.cost.setText(f"preset {name!r}: {error_text(e)}")
             return
-        base = RunConfig().to_dict()
-        keep_user = ("prior", "device", "seed", "preset")  # the user's choices, not the method's
-        values = {k: base[k] for k in self._fields if k in base and k not in keep_user}
-        values.update({k: val for k, val in cfg.items() if k not in keep_user})
-        values["gamma"] = 0.0 if values.get("gamma") is None else float(values["gamma"])
-        self.set_values(values)
+        self.set_values(cfg.to_dict())
+
+    def _on_user_field(self, *_: Any) -> None:
+        """Prior, device or seed changed: the user's choices, the preset still holds."""
+        if not self._applying:
+            self._update_cost()
 
     def _on_field(self, *_: Any) -> None:
         if self._applying:
@@ -642,7 +656,7 @@ class ReconstructWidget(QWidget):
         says yes. Returns the two paths, or None if nothing was written.
         """
         from ..events import Result
-        from ..pipeline import run_card_path, save_result
+        from ..io.results import run_card_path, save_result
 
         layer = self._save_target()
         if layer is None:

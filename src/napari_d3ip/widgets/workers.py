@@ -262,18 +262,12 @@ class Prepared:
 def simulate_prepared(volume: np.ndarray, kind: str, noise: float, seed: int,
                       params: dict[str, Any], name: str, affine: np.ndarray | None = None,
                       intensity: tuple[float, float] | None = None) -> Prepared:
-    """Scale a fully sampled volume to [0, 1], simulate y = A x + n, compute A†y (worker)."""
-    from ..io.volumes import Volume, spacing_from_affine, to_unit_range
-    from ..operators import simulate
+    """Simulate the measurement of a fully sampled volume and compute A†y (worker thread):
+    the library's `build_measurement` (scale to [0, 1], simulate, attach the geometry)."""
+    from ..measurement_builder import build_measurement
 
-    aff = np.eye(4) if affine is None else np.asarray(affine, dtype=float)
-    vol = Volume(data=np.asarray(volume), affine=aff, source=name, intensity=intensity)
-    data01, (lo, hi) = to_unit_range(vol)
-    m = simulate(data01, kind, noise=noise, seed=seed, device="cpu", **params)
-    m.affine = aff
-    m.spacing = spacing_from_affine(aff)
-    m.intensity = (lo, hi)
-    m.source = name
+    m = build_measurement(volume, kind, noise=noise, seed=seed, device="cpu", affine=affine,
+                          intensity=intensity, source=name, **params)
     return Prepared(m, to_display(m.pinv()), name)
 
 
