@@ -11,10 +11,19 @@ from __future__ import annotations
 import contextlib
 import math
 import time
+import weakref
 from typing import Any
 
 from qtpy.QtCore import QEvent, QObject, QTimer, Signal
-from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
+from qtpy.QtWidgets import (
+    QDockWidget,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from .common import notify_error
 from .state import Phase, RunState
@@ -44,12 +53,11 @@ def debounce_seconds() -> float:
 
 
 class _CloseFilter(QObject):
-    """Stops the run when the viewer's main window closes, or when the widget that owns the
-    run leaves its dock (napari's dock close button takes the widget out of its parent)."""
+    """Stops the run when the viewer's main window closes (its Close event), or when the
+    widget that owns the run leaves its dock before the dock is known (a ParentChange to no
+    parent). Public Qt API only."""
 
     def __init__(self, bar: RunBar) -> None:
-        import weakref
-
         super().__init__()
         self._bar = weakref.ref(bar)  # the filter must not keep the widget (and viewer) alive
 
@@ -62,6 +70,23 @@ class _CloseFilter(QObject):
             if bar is not None and (kind == QEvent.Type.Close or obj.parent() is None):
                 bar.shutdown()
         return False
+
+
+def _shutdown_later(ref: weakref.ref) -> None:
+    with contextlib.suppress(RuntimeError):  # the bar's C++ object may be gone by now
+        bar = ref()
+        if bar is not None:
+            bar.shutdown()
+
+
+def enclosing_dock(widget: QWidget) -> QDockWidget | None:
+    """The QDockWidget `widget` sits in (napari's `add_dock_widget` wraps it in one), if any."""
+    w = widget.parentWidget()
+    while w is not None:
+        if isinstance(w, QDockWidget):
+            return w
+        w = w.parentWidget()
+    return None
 
 
 class RunBar(QWidget):
@@ -112,6 +137,8 @@ class RunBar(QWidget):
         self.state.connect(self._render)
 
         self._close_filter = _CloseFilter(self)
+        self._owner: weakref.ref | None = None
+        self._dock: tuple[weakref.ref, Any] | None = None  # (dock, its destroyed slot)
 
     # -- button --------------------------------------------------------------------------
     def _on_button(self) -> None:
@@ -123,8 +150,47 @@ class RunBar(QWidget):
             self.run_requested.emit()
 
     def watch(self, owner: QWidget) -> None:
-        """Cancel the run when `owner` (the dock widget's content) is closed or undocked."""
+        """Cancel the run when `owner` (the dock widget's content) is closed or undocked:
+        its dock's `destroyed` signal (napari deletes a dock closed with its x button), and,
+        until the dock is known, `owner` leaving its parent."""
+        self._owner = weakref.ref(owner)
         owner.installEventFilter(self._close_filter)  # installing twice activates it once
+
+    def _watch_dock(self) -> None:
+        """While a run is live, the dock's `destroyed` signal stops it (connected at begin,
+        disconnected when the run ends, so an idle bar never runs code in a dying window)."""
+        self._unwatch_dock()
+        owner = self._owner() if self._owner is not None else None
+        if owner is None or not self.state.active:
+            return
+        with contextlib.suppress(RuntimeError):
+            dock = enclosing_dock(owner)
+            if dock is None:
+                return
+            me = weakref.ref(self)
+
+            def on_destroyed(*_: Any) -> None:
+                # the dock is mid-destruction (and this bar with it when the whole window
+                # goes): stop the worker now, touch no widget; the labels later, if still there
+                bar = me()
+                handle = getattr(bar, "handle", None)
+                if handle is None:
+                    return
+                with contextlib.suppress(Exception):
+                    handle.stop(0.0)
+                QTimer.singleShot(0, lambda: _shutdown_later(me))
+
+            dock.destroyed.connect(on_destroyed)
+            self._dock = (weakref.ref(dock), on_destroyed)
+
+    def _unwatch_dock(self) -> None:
+        watched, self._dock = self._dock, None
+        if watched is None:
+            return
+        dock = watched[0]()
+        if dock is not None:
+            with contextlib.suppress(RuntimeError, TypeError):
+                dock.destroyed.disconnect(watched[1])
 
     def _watch_window(self) -> None:
         """The top-level window the bar lives in (napari's main window once docked): its
@@ -156,6 +222,7 @@ class RunBar(QWidget):
         self.bar.setValue(0)
         self.bar.setFormat("preparing, then step 1…")
         self._open_pbar(total)
+        self._watch_dock()  # docked by now: its destroyed signal ends the run
         self._watch_window()
         self._clock.start()
         handle.start()
@@ -224,6 +291,7 @@ class RunBar(QWidget):
             if self.bar.format() == "preparing…":
                 self.bar.setFormat("%v/%m")
         self._close_pbar(failed=False, cancelled=cancelled)
+        self._unwatch_dock()
         self.handle = None
 
     def fail(self, message: str, exc: BaseException | None = None) -> None:
@@ -236,12 +304,14 @@ class RunBar(QWidget):
         self.bar.setValue(0)
         self.bar.setFormat("failed")
         self._close_pbar(failed=True)
+        self._unwatch_dock()
         self.handle = None
 
     def shutdown(self, timeout: float = 0.0) -> None:
         """Viewer closing / dock closed: cancel the worker at once and do not wait for it
         (it stops by itself between two network batches); the GUI never freezes here."""
         handle, self.handle = self.handle, None
+        self._unwatch_dock()
         self._clock.stop()
         if handle is not None:
             handle.stop(timeout)

@@ -1,0 +1,65 @@
+"""RunBar teardown through public Qt/napari API: closing the dock (napari deletes it) or the
+viewer stops the worker at once."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+pytestmark = pytest.mark.gui
+
+
+class FakeHandle:
+    """What RunBar needs of a worker handle."""
+
+    def __init__(self) -> None:
+        self.started = False
+        self.stopped = threading.Event()
+
+    def start(self) -> None:
+        self.started = True
+
+    def cancel(self) -> None:
+        self.stopped.set()
+
+    def stop(self, timeout: float = 0.0) -> None:
+        self.stopped.set()
+
+
+def _docked_bar(viewer):
+    from qtpy.QtWidgets import QVBoxLayout, QWidget
+
+    from napari_d3ip.widgets.runbar import RunBar
+
+    owner = QWidget()
+    bar = RunBar(viewer, "test", owner)
+    QVBoxLayout(owner).addWidget(bar)
+    bar.watch(owner)  # before docking, as the widgets do in their __init__
+    dock = viewer.window.add_dock_widget(owner, name="bar test")
+    return owner, bar, dock
+
+
+def test_closing_the_dock_stops_the_run(make_napari_viewer_proxy, qtbot):
+    from napari_d3ip.widgets.runbar import enclosing_dock
+
+    viewer = make_napari_viewer_proxy()
+    owner, bar, dock = _docked_bar(viewer)
+    handle = FakeHandle()
+    bar.begin(handle, "running", 5)
+    assert handle.started and bar.state.active
+    assert enclosing_dock(owner) is getattr(dock, "__wrapped__", dock)
+    viewer.window.remove_dock_widget(dock)  # what the dock's close button does
+    qtbot.waitUntil(handle.stopped.is_set, timeout=5000)
+    assert not bar.state.active
+
+
+def test_dock_destroyed_signal_alone_stops_the_run(make_napari_viewer_proxy, qtbot):
+    viewer = make_napari_viewer_proxy()
+    owner, bar, dock = _docked_bar(viewer)
+    owner.removeEventFilter(bar._close_filter)  # only the dock's own signal is left
+    handle = FakeHandle()
+    bar.begin(handle, "running", 5)
+    owner.setParent(None)
+    dock.deleteLater()
+    qtbot.waitUntil(handle.stopped.is_set, timeout=5000)
