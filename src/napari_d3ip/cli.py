@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from . import __version__
@@ -24,9 +25,48 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _distributed(args, argv: list[str]) -> tuple[int | None, bool]:
+    """(exit code of a `--distributed N` launch or None, whether this is a torchrun rank).
+
+    Under torchrun (WORLD_SIZE > 1) the process group is initialised here, so every command
+    runs unchanged on every rank: `reconstruct` splits the slices, only rank 0 writes and
+    talks (the other ranks are quiet)."""
+    if not getattr(args, "distributed", 0) and os.environ.get("WORLD_SIZE", "1") in ("", "1"):
+        return None, False
+    from .distributed import init_from_env, maybe_launch
+
+    code = maybe_launch(args, argv)
+    if code is not None:
+        return code, False
+    if not init_from_env():
+        return None, False
+    import torch.distributed as dist
+
+    if dist.get_rank() != 0:
+        if hasattr(args, "quiet"):
+            args.quiet = True
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (for the life of the process)
+    return None, True
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
+    launched, ranked = _distributed(args, argv)
+    if launched is not None:
+        return launched
+    try:
+        return _run(args)
+    finally:
+        if ranked:
+            import torch.distributed as dist
+
+            if dist.is_initialized():
+                dist.destroy_process_group()
+
+
+def _run(args) -> int:
     try:
         return int(args.func(args) or 0)
     except (ValueError, FileExistsError, FileNotFoundError) as e:
