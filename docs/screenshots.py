@@ -82,9 +82,7 @@ def _render(args: argparse.Namespace, out: Path) -> int:
 
     viewer = napari.Viewer(title="napari-d3ip", show=True)
     app = QApplication.instance()
-    win = viewer.window._qt_window
-    win.resize(1800, 1350)
-    win.move(0, 0)
+    viewer.window.set_geometry(0, 0, 1800, 1350)
     viewer.open_sample("napari-d3ip", "brain-64")
     _, data = viewer.window.add_plugin_dock_widget("napari-d3ip", "D3IP: Data")
     _, rec = viewer.window.add_plugin_dock_widget("napari-d3ip", "D3IP: Reconstruct")

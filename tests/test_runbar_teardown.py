@@ -63,3 +63,19 @@ def test_dock_destroyed_signal_alone_stops_the_run(make_napari_viewer_proxy, qtb
     owner.setParent(None)
     dock.deleteLater()
     qtbot.waitUntil(handle.stopped.is_set, timeout=5000)
+
+
+def test_deferred_worker_start(make_napari_viewer_proxy):
+    """begin(start=False) + start_worker(): once, and not after the dock closed."""
+    viewer = make_napari_viewer_proxy()
+    _owner, bar, _dock = _docked_bar(viewer)
+    handle = FakeHandle()
+    bar.begin(handle, "running", 5, start=False)
+    assert bar.state.active and not handle.started
+    assert bar.start_worker() and handle.started
+    assert not bar.start_worker()  # only once
+    bar.shutdown()
+    late = FakeHandle()
+    bar.begin(late, "again", 5, start=False)
+    bar.shutdown()  # closed before its layer was built
+    assert not bar.start_worker() and not late.started

@@ -139,6 +139,7 @@ class RunBar(QWidget):
         self._close_filter = _CloseFilter(self)
         self._owner: weakref.ref | None = None
         self._dock: tuple[weakref.ref, Any] | None = None  # (dock, its destroyed slot)
+        self._worker_started = False
 
     # -- button --------------------------------------------------------------------------
     def _on_button(self) -> None:
@@ -206,8 +207,13 @@ class RunBar(QWidget):
             self.handle.cancel()
 
     # -- lifecycle driven by the owning widget -------------------------------------------
-    def begin(self, handle: RunHandle, message: str = "", total: int = 1) -> None:
+    def begin(self, handle: RunHandle, message: str = "", total: int = 1,
+              start: bool = True) -> None:
         """Start `handle` (signals already connected by the caller) and show Preparing.
+
+        With `start=False` the caller starts the worker later with `start_worker()` (after
+        the GUI work a run needs, e.g. building its result layer: done before the worker
+        competes with it for the interpreter, that work stalls the window less).
 
         Progress bars stay determinate (0 of `total`): a "busy" animation repaints the whole
         window many times a second, which costs real CPU next to OpenGL canvases (and a lot
@@ -225,7 +231,20 @@ class RunBar(QWidget):
         self._watch_dock()  # docked by now: its destroyed signal ends the run
         self._watch_window()
         self._clock.start()
+        self._worker_started = False
+        if start:
+            self.start_worker()
+
+    def start_worker(self) -> bool:
+        """Start the worker of a run begun with `start=False`; False when the dock or the
+        window was closed in between, or when it has started already. A run cancelled in
+        between still starts: its worker sees the cancel at once and ends the run."""
+        handle = self.handle
+        if handle is None or self._worker_started:
+            return False
+        self._worker_started = True
         handle.start()
+        return True
 
     def elapsed(self) -> float:
         return time.monotonic() - self._started_at if self.state.active else 0.0
