@@ -75,8 +75,6 @@ def check_kind(kind: str) -> str:
     return kind
 
 
-_check_kind = check_kind
-
 
 def _check_params(kind: str, params: dict[str, Any], extra: dict[str, Any] | None = None
                   ) -> dict[str, Any]:
@@ -116,7 +114,7 @@ def build_operator(kind: str, image_shape: tuple[int, int], n_slices: int | None
     or (N, C, H, W), or n_coils (8) birdcage maps (shared by all slices, or repeated for
     n_slices slices when given).
     """
-    kind = _check_kind(kind)
+    kind = check_kind(kind)
     shape = _check_shape(image_shape)
     p = _check_params(kind, params)
     seed = 0 if p.get("mask_seed") is None else int(p["mask_seed"])
@@ -149,7 +147,7 @@ def operator_from_params(params: dict[str, Any], arrays: dict[str, np.ndarray] |
     arrays = dict(arrays or {})
     if "kind" not in params:
         raise OperatorError("operator params need a 'kind' entry")
-    kind = _check_kind(str(params["kind"]))
+    kind = check_kind(str(params["kind"]))
     if kind == "ct":
         if "image_shape" not in params:
             raise OperatorError("ct params need 'image_shape'")
@@ -202,7 +200,7 @@ def simulate(volume: np.ndarray | torch.Tensor, kind: str = "ct", noise: float =
     maps estimated from the simulated (noisy) ACS data (kernel/thresh/crop tunable), as in the
     paper. `seed` fixes the mask and the noise (see the module docstring for the noise level).
     """
-    kind = _check_kind(kind)
+    kind = check_kind(kind)
     if not noise >= 0:
         raise OperatorError(f"noise must be >= 0 (relative std), got {noise}")
     vol, ref = _volume_tensor(volume)

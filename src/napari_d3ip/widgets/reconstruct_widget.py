@@ -5,6 +5,10 @@ to `pipeline.reconstruct` in a thread worker, and draws what comes back: a new r
 (updated ~2×/s, contrast fixed once to the pipeline's [0, 1]), progress with ETA, a live plot
 of data loss and PSNR, and at the end the run card in the layer's metadata. A run is bound to
 the measurement it started from: changing the picker mid-run changes nothing for that run.
+
+The form holds no knowledge of its own about the parameters: one `Control` per RunConfig field
+is generated from the field's declaration (`config.specs()`: basic or advanced, range, choices,
+help as tooltip), and a preset is applied by `config.from_preset`, the CLI's function too.
 """
 
 from __future__ import annotations
