@@ -85,7 +85,9 @@ def _render(args: argparse.Namespace, out: Path) -> int:
     viewer.window.set_geometry(0, 0, 1800, 1350)
     viewer.open_sample("napari-d3ip", "brain-64")
     _, data = viewer.window.add_plugin_dock_widget("napari-d3ip", "D3IP: Data")
-    _, rec = viewer.window.add_plugin_dock_widget("napari-d3ip", "D3IP: Reconstruct")
+    # one tab per dock (public tabify): the Reconstruct panel gets the full height to show
+    _, rec = viewer.window.add_plugin_dock_widget("napari-d3ip", "D3IP: Reconstruct",
+                                                  tabify=True)
 
     data.select_image("brain-64")
     data.kind.setCurrentText("ct")
@@ -107,8 +109,7 @@ def _render(args: argparse.Namespace, out: Path) -> int:
     rec.device.setCurrentText("auto")
     rec.seed.setValue(0)
     rec.show_views.setChecked(True)
-    if rec.advanced is not None and hasattr(rec.advanced, "expand"):
-        rec.advanced.expand(animate=False)
+    # the advanced section stays collapsed: the run line, Run, Save and the card show
     rec.update_interval = 0.5
     # napari's activity spinner recomposes the window ~10x/s; under Xvfb's software OpenGL
     # that takes about half a core from the run (the widget's own progress bar stays)

@@ -22,20 +22,33 @@ def _layers():
         yield from L.measurement_layers(m, f"vol-{kind}", p.pinv)
 
 
+SHAPE = (6, 24, 24)
+
+
 def test_every_layer_is_on_the_volume_grid():
-    for _data, kwargs, _kind in _layers():
-        assert tuple(kwargs["scale"]) == SPACING, kwargs["name"]
+    """Steps no finer than a voxel, and exactly the volume's extent (sinograms stretched)."""
+    seen = set()
+    for data, kwargs, _kind in _layers():
+        scale = np.asarray(kwargs["scale"])
+        assert np.all(scale >= np.asarray(SPACING) - 1e-9), kwargs["name"]
+        np.testing.assert_allclose(np.asarray(data.shape) * scale,
+                                   np.asarray(SHAPE) * SPACING, err_msg=kwargs["name"])
+        seen.add(kwargs["name"].split(" ")[1])
+    assert {"sinogram", "k-space", "mask", "FBP", "zero-filled"} <= seen
 
 
-def test_labels_name_plane_and_unit():
-    from napari_d3ip.widgets.orthoviews import SLIDER_UNIT, anatomical_labels
+def test_the_unit_is_labelled(qtbot):
+    from napari_d3ip.widgets.orthoviews import SLIDER_UNIT, ViewControls
 
-    labels = anatomical_labels(np.diag([1.0, -1.0, 1.0, 1.0])[[2, 1, 0, 3]])
-    assert all(SLIDER_UNIT in lab for lab in labels)
-    assert {lab.split()[0] for lab in labels} == {"axial", "coronal", "sagittal"}
-    oblique = np.eye(4)
-    oblique[:3, 1] = (0.9, 0.3, 0.0)  # rows and slices both run mostly along R
-    assert anatomical_labels(oblique) == ("slice", "row", "col")
+    class Dims:
+        ndim, ndisplay, order = 3, 2, (0, 1, 2)
+
+    class Viewer:
+        dims = Dims()
+
+    c = ViewControls(Viewer())
+    qtbot.addWidget(c)
+    assert "voxels" in c.unit_label.text() and SLIDER_UNIT in c.unit_label.text()
 
 
 @pytest.mark.gui
@@ -43,11 +56,12 @@ def test_sliders_step_one_voxel_on_every_axis(make_napari_viewer_proxy, qtbot):
     from napari_d3ip.widgets.orthoviews import ViewControls
 
     viewer = make_napari_viewer_proxy(show=True)
-    viewer.add_image(np.zeros((6, 24, 24), np.float32), scale=SPACING, name="volume")
+    viewer.add_image(np.zeros(SHAPE, np.float32), scale=SPACING, name="volume")
     for data, kwargs, kind in _layers():
         getattr(viewer, f"add_{kind}")(data, **kwargs)
     steps = [viewer.dims.range[a].step for a in range(3)]
     np.testing.assert_allclose(steps, SPACING)  # one step = one voxel, on every axis
+    assert tuple(viewer.dims.nsteps) == SHAPE  # and the sliders span just the volume
     c = ViewControls(viewer)
     if c.open():  # napari-orthogonal-views installed
         qtbot.waitUntil(c.views.is_shown, timeout=20000)

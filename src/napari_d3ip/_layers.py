@@ -1,10 +1,13 @@
 """Layer data tuples for volumes, measurements and results: the npe2 layer conversion (no Qt,
 no napari import: shared by the reader, the sample data, the writer and the dock widgets).
 
-Conventions: `scale` is the voxel spacing (slice, row, col) in mm for every layer, the
-measurement's too (its rows and columns are views/detectors or k-space, not voxels, but on the
-volume's grid napari's sliders step one voxel on every axis, so all of them, in the main
-canvas and in the orthogonal views, count voxel (slice) indices); the full voxel → world
+Conventions: every layer lies on the volume's voxel grid: `scale` is the voxel spacing
+(slice, row, col) in mm, and a measurement display that is not image-shaped (a sinogram's
+views × detectors) is stretched over exactly the volume's extent with a scale no finer than
+the voxels (detectors beyond the image width are resampled to it, nearest; the measurement
+itself travels unchanged in metadata). napari's sliders step by the finest scale on each axis
+and range over all layers, so every slider, in the main canvas and in the orthogonal views,
+counts voxel (slice) indices of the volume and spans just the volume; the full voxel → world
 affine, the file's slice axis and intensity range travel in `metadata` so a writer can put
 them back. Measurement layers also carry the `Measurement` object itself, so the Reconstruct
 widget reconstructs exactly what the Data widget simulated or read.
@@ -88,6 +91,23 @@ def _centre_kspace(arr: np.ndarray, energy: np.ndarray) -> np.ndarray:
     return np.fft.fftshift(arr, axes=(-2, -1)) if corner > centre else arr
 
 
+def on_volume_grid(disp: np.ndarray, spacing: tuple[float, float, float],
+                   image_shape: tuple[int, int]) -> tuple[np.ndarray, tuple, tuple]:
+    """(data, scale, translate) that put an (N, rows, cols) display over the volume's extent
+    with steps no finer than its voxels (see the module docstring)."""
+    scale, translate = [float(spacing[0])], [0.0]
+    for axis, (n_vox, step) in enumerate(zip(image_shape, spacing[1:]), start=1):
+        n = disp.shape[axis]
+        if n > n_vox:  # more samples than voxels: resample to the voxel count
+            idx = np.round(np.linspace(0, n - 1, n_vox)).astype(int)
+            disp = np.take(disp, idx, axis=axis)
+            n = n_vox
+        c = float(step) * n_vox / n
+        scale.append(c)
+        translate.append((c - float(step)) / 2.0)  # edges on the volume's edges
+    return np.ascontiguousarray(disp), tuple(scale), tuple(translate)
+
+
 def measurement_layers(measurement: Any, name: str, pinv: np.ndarray | None = None,
                        show_measurement: bool = False) -> list[LayerData]:
     """The measurement (sinogram or k-space log-magnitude), its mask, and A†y."""
@@ -109,9 +129,10 @@ def measurement_layers(measurement: Any, name: str, pinv: np.ndarray | None = No
         label = "sinogram" if kind == "ct" else "measurement"
     meas_meta = _meta("measurement", m.affine, **{MEASUREMENT: m, INTENSITY: tuple(m.intensity)},
                       **common)
+    disp, disp_scale, disp_translate = on_volume_grid(disp, spacing, tuple(m.image_shape))
     layers.append((disp, {"name": f"{name} {label} ({desc})", "metadata": meas_meta,
-                          "scale": spacing, "colormap": "magma",
-                          "visible": show_measurement}, "image"))
+                          "scale": disp_scale, "translate": disp_translate,
+                          "colormap": "magma", "visible": show_measurement}, "image"))
     mask = None
     try:
         mask = m.operator.arrays().get("mask")
@@ -124,8 +145,11 @@ def measurement_layers(measurement: Any, name: str, pinv: np.ndarray | None = No
         if mask.shape[-2:] == disp.shape[-2:]:
             mask = _centre_kspace(np.ascontiguousarray(mask), np.abs(y).reshape(
                 y.shape[0], -1, *y.shape[-2:]).sum(axis=1) if y.ndim == 4 else np.abs(y))
-            layers.append((np.ascontiguousarray(mask), {
-                "name": f"{name} mask ({desc})", "scale": spacing,
+            mask, mask_scale, mask_translate = on_volume_grid(
+                np.ascontiguousarray(mask), spacing, tuple(m.image_shape))
+            layers.append((mask, {
+                "name": f"{name} mask ({desc})", "scale": mask_scale,
+                "translate": mask_translate,
                 "colormap": "green", "blending": "additive", "opacity": 0.6,
                 "contrast_limits": (0.0, 1.0), "visible": False,
                 "metadata": _meta("mask", m.affine, **common)}, "image"))

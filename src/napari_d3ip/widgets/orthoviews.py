@@ -8,8 +8,9 @@ this viewer. Without it, `ViewControls` still offers the plain fallback: buttons
 the dims (which plane the main canvas shows) and a 2D/3D toggle.
 
 Every slider, in the main canvas and in the two extra views, counts voxel (slice) indices of
-the volume: all the plugin's layers share the volume's voxel grid (`_layers`), and the axis
-labels say so (`anatomical_labels`).
+the volume: all the plugin's layers share the volume's voxel grid (`_layers`); the caption
+under the view buttons says so (the slider labels keep the anatomical plane names short,
+the orthogonal views draw them on the canvas).
 """
 
 from __future__ import annotations
@@ -29,39 +30,6 @@ PLANES: dict[str, tuple[int, int, int]] = {
 
 #: what every slider counts (one voxel of the volume per step, on every axis)
 SLIDER_UNIT = "slice"
-
-
-def anatomical_labels(affine: Any) -> tuple[str, str, str]:
-    """Slider labels of the (slice, row, col) axes: the plane each one moves through, by the
-    world direction it runs along (RAS), and the unit the slider counts, e.g.
-    'axial slice (I→S)'. Oblique volumes get plain 'slice', 'row', 'col'."""
-    import numpy as np
-
-    a = np.asarray(affine, dtype=float)[:3, :3]
-    names = {0: ("sagittal", "L→R", "R→L"), 1: ("coronal", "P→A", "A→P"),
-             2: ("axial", "I→S", "S→I")}
-    out, planes = [], set()
-    for col in range(3):
-        v = a[:, col]
-        k = int(np.argmax(np.abs(v)))
-        plane, way, back = names[k]
-        planes.add(plane)
-        out.append(f"{plane} {SLIDER_UNIT} ({way if v[k] > 0 else back})")
-    if len(planes) < 3:  # an oblique volume: no honest single name per axis
-        return ("slice", "row", "col")
-    return tuple(out)  # type: ignore[return-value]
-
-
-def set_anatomical_labels(viewer: Any, affine: Any) -> None:
-    """Label the viewer's last three dims (the sliders every view shows) anatomically."""
-    import contextlib
-
-    with contextlib.suppress(Exception):
-        dims = viewer.dims
-        if dims.ndim >= 3:
-            labels = list(dims.axis_labels)
-            labels[-3:] = anatomical_labels(affine)
-            dims.axis_labels = labels
 
 
 def unwrap(viewer: Any) -> Any:
