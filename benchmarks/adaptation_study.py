@@ -65,12 +65,12 @@ def random_prior(name: str = "ellipses-64"):
 
 
 def load_store() -> list[dict]:
-    return json.loads(STORE.read_text())["rows"] if STORE.exists() else []
+    return json.loads(STORE.read_text(encoding="utf-8"))["rows"] if STORE.exists() else []
 
 
 def save_store(rows: list[dict], machine: str) -> None:
     tmp = STORE.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps({"machine": machine, "rows": rows}, indent=1) + "\n")
+    tmp.write_text(json.dumps({"machine": machine, "rows": rows}, indent=1) + "\n", encoding="utf-8")
     tmp.replace(STORE)
 
 
@@ -139,7 +139,7 @@ def main(argv=None) -> int:
     machine = describe_machine()
     rows = load_store()
     if args.render_only:
-        (HERE / "adaptation_study.md").write_text(render(rows))
+        (HERE / "adaptation_study.md").write_text(render(rows), encoding="utf-8")
         return 0
     done = {key(r) for r in rows}
     command = "python -m benchmarks.adaptation_study " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
@@ -175,7 +175,7 @@ def main(argv=None) -> int:
                         rows.append(entry)
                         done.add(k)
                         save_store(rows, machine)
-                        (HERE / "adaptation_study.md").write_text(render(rows))
+                        (HERE / "adaptation_study.md").write_text(render(rows), encoding="utf-8")
     return 0
 
 

@@ -184,7 +184,7 @@ def main(argv: list[str] | None = None) -> dict:
     }
     print(json.dumps(out, indent=2))
     if args.json:
-        Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
+        Path(args.json).write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
     return out
 
 

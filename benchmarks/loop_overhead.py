@@ -84,7 +84,7 @@ def main(argv=None) -> int:
               "CG inside the adaptation loss (ALGORITHM.md 4: the same estimator as sampling), AdamW and "
               "the LoRA layers' own overhead.", ""]
     text = "\n".join(lines)
-    (HERE / "loop_overhead.md").write_text(text)
+    (HERE / "loop_overhead.md").write_text(text, encoding="utf-8")
     print(text)
     return 0
 

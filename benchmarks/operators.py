@@ -141,7 +141,7 @@ def main() -> None:
         "decide (`torch.set_num_threads`).",
         "",
     ]
-    args.out.write_text("\n".join(lines))
+    args.out.write_text("\n".join(lines), encoding="utf-8")
     print("\n".join(lines))
 
 

@@ -82,7 +82,7 @@ def main(argv=None) -> int:
     text = "\n".join(lines)
     print(text)
     if args.write:
-        (HERE / "precision.md").write_text(text)
+        (HERE / "precision.md").write_text(text, encoding="utf-8")
     return 0
 
 

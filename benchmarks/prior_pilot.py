@@ -15,11 +15,12 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import shlex
 import sys
 from pathlib import Path
 
 import torch
+
+from .measure import command_line
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -71,7 +72,7 @@ def main(argv=None) -> int:
             prior = load_prior(label)
             info = {"steps": prior.card.get("training", {}).get("steps"), "cpu_minutes": None}
         else:
-            state = json.loads((run / "state.json").read_text())
+            state = json.loads((run / "state.json").read_text(encoding="utf-8"))
             prior = load_prior(run / f"{state['config']['name']}.safetensors")
             info = {"steps": state["step"], "cpu_minutes": round(state.get("cpu_seconds", 0) / 60, 1),
                     "wall_minutes": round(state["wall_seconds"] / 60, 1),
@@ -105,10 +106,10 @@ def main(argv=None) -> int:
     fig.tight_layout()
     fig.savefig(ROOT / "docs" / f"{args.label}_samples.png", dpi=90)
 
-    command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
+    command = command_line()
     machine = describe_machine()
     (HERE / f"{args.label}.json").write_text(json.dumps(
-        {"command": command, "machine": machine, "rows": rows}, indent=2) + "\n")
+        {"command": command, "machine": machine, "rows": rows}, indent=2) + "\n", encoding="utf-8")
     head = "| run | ch | steps | CPU min | " + " | ".join(f"t={t}" for t in TIMES) + \
            " | saturated /16 | mean ratio | DDS | ADMM-TV | DDS − TV |"
     lines = [f"# Prior pilot: {args.label}", "", f"`{command}`", "", f"Machine: {machine}.", "",
@@ -126,7 +127,7 @@ def main(argv=None) -> int:
             f"{rc['admm_tv_psnr']:.2f} | {rc['margin_db']:+.2f} |")
     lines += ["", f"![curves](../docs/{args.label}_curves.png)", "",
               f"![samples](../docs/{args.label}_samples.png)", ""]
-    (HERE / f"{args.label}.md").write_text("\n".join(lines))
+    (HERE / f"{args.label}.md").write_text("\n".join(lines), encoding="utf-8")
     print("\n".join(lines))
     return 0
 

@@ -213,7 +213,7 @@ def render_results(out_dir: Path) -> Path:
                   "See [solvers.md](solvers.md) (ADMM-TV, DDS, DDNM, DPS, DiffusionMBIR on "
                   "CT 15 views and MRI R = 8).", ""]
     path = out_dir / "RESULTS.md"
-    path.write_text("\n".join(lines).rstrip() + "\n")
+    path.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
     return path
 
 

@@ -105,7 +105,7 @@ def write_md(out_dir: Path) -> Path:
         if v:
             lines += ["Does DDS beat the others, as in the paper?", ""] + v + [""]
     path = out_dir / "solvers.md"
-    path.write_text("\n".join(lines).rstrip() + "\n")
+    path.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
     return path
 
 

@@ -20,7 +20,7 @@ def now() -> str:
 def load_store(path: Path) -> dict[str, Any]:
     if path.exists():
         try:
-            data = json.loads(path.read_text())
+            data = json.loads(path.read_text(encoding="utf-8"))
             if isinstance(data, dict) and isinstance(data.get("sections"), dict):
                 return data
         except json.JSONDecodeError:

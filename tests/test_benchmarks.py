@@ -8,9 +8,9 @@ import time
 
 import pytest
 import torch
-from conftest import make_tiny_prior
-
 from benchmarks import quality
+
+from conftest import make_tiny_prior
 
 
 def test_quality_quick_writes_rows(tmp_path):
@@ -20,7 +20,7 @@ def test_quality_quick_writes_rows(tmp_path):
         prior=make_tiny_prior(image_size=64))
     assert [r["method"] for r in section["rows"]] == ["dds", "d3ip-base"]
 
-    data = json.loads((tmp_path / "results.json").read_text())
+    data = json.loads((tmp_path / "results.json").read_text(encoding="utf-8"))
     rows = data["sections"]["quality/quick"]["rows"]
     assert len(rows) == 2
     for r in rows:
@@ -34,7 +34,7 @@ def test_quality_quick_writes_rows(tmp_path):
     assert d3ip["adapted_parameter_bytes"] > 0 and d3ip["adapt_iters"] == 1
     assert rows[0]["adapted_parameter_bytes"] == 0
 
-    md = (tmp_path / "RESULTS.md").read_text()
+    md = (tmp_path / "RESULTS.md").read_text(encoding="utf-8")
     assert "| DDS |" in md and "| D3IP-base |" in md
     assert "31.73 / 0.908" in md  # the paper's number beside ours
     assert "CPU" in md and "torch" in md and "benchmarks/" in md  # machine and command
@@ -93,6 +93,7 @@ def test_projection_follows_the_library_cost_model():
     """A projection scales the measured seconds by napari_d3ip.cost.estimate_cost's ratios."""
     from benchmarks.projection import MeasurementShape, model_seconds, project_seconds
     from benchmarks.tasks import TASKS, method_config
+
     from napari_d3ip.cost import estimate_cost
 
     task = TASKS["ct15"]
@@ -119,7 +120,7 @@ def test_benchmarks_run_as_modules():
 
     root = Path(quality.__file__).resolve().parent
     for f in sorted(root.glob("*.py")):
-        text = f.read_text()
+        text = f.read_text(encoding="utf-8")
         assert "sys.path" not in text, f.name
         if f.stem != "gui_stall":
             importlib.import_module(f"benchmarks.{f.stem}")

@@ -15,7 +15,7 @@ PKG = Path(__file__).resolve().parents[1] / "src" / "napari_d3ip"
 
 
 def test_every_manifest_command_resolves():
-    manifest = yaml.safe_load((PKG / "napari.yaml").read_text())
+    manifest = yaml.safe_load((PKG / "napari.yaml").read_text(encoding="utf-8"))
     commands = manifest["contributions"]["commands"]
     assert len(commands) >= 9
     for c in commands:
@@ -42,5 +42,5 @@ def test_widgets_use_no_private_napari_api():
     pattern = re.compile(r"_qt_window|_qt_viewer|_register_task_status|_update_task_status|"
                          r"_get_manager|_VIEWER_MANAGERS|napari\.\w*\._|ovm\._")
     for f in sorted((PKG / "widgets").glob("*.py")):
-        hits = [ln for ln in f.read_text().splitlines() if pattern.search(ln)]
+        hits = [ln for ln in f.read_text(encoding="utf-8").splitlines() if pattern.search(ln)]
         assert not hits, (f.name, hits)
