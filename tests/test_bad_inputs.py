@@ -519,11 +519,11 @@ CASES = [
          api(lambda t: __import__("napari_d3ip.io.measurements").io.measurements
              .write_measurement(t / "m.h5", make_measurement())), r"m\.h5 exists"),
     Case("api-save-result-nan", None,
-         api(lambda t: __import__("napari_d3ip.pipeline").pipeline.save_result(
+         api(lambda t: __import__("napari_d3ip.io.results").io.results.save_result(
              __import__("napari_d3ip.events").events.Result(volume=_nan_volume()),
              t / "r.nii.gz")), r"NaN/inf in 1 slice\(s\) \(1\).*nothing written"),
     Case("api-save-result-bids-sidecar", bids_pair,
-         api(lambda t: __import__("napari_d3ip.pipeline").pipeline.save_result(
+         api(lambda t: __import__("napari_d3ip.io.results").io.results.save_result(
              __import__("napari_d3ip.events").events.Result(volume=np.zeros((2, 4, 4))),
              t / "sub-01_T1w.nii.gz", overwrite=True)), r"not a napari-d3ip run card"),
     Case("api-load-prior-architecture", prior_files(

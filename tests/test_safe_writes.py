@@ -16,8 +16,8 @@ import pytest
 from napari_d3ip.events import Result
 from napari_d3ip.io.files import OutputError, atomic_write_text, check_output
 from napari_d3ip.io.measurements import read_measurement, write_measurement
+from napari_d3ip.io.results import is_run_card, run_card_path, save_result
 from napari_d3ip.io.volumes import read_volume, write_volume
-from napari_d3ip.pipeline import is_run_card, run_card_path, save_result
 
 
 def _disk_full(*_a, **_k):

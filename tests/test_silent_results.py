@@ -34,7 +34,8 @@ def test_a_nan_slice_makes_the_metrics_nan_and_named():
 
 
 def test_a_diverged_run_says_so(tiny_prior):
-    from napari_d3ip.pipeline import _finish, nonfinite_slices
+    from napari_d3ip.io.results import nonfinite_slices
+    from napari_d3ip.pipeline import _finish
 
     v = np.zeros((3, 8, 8), np.float32)
     v[1, 0, 0] = np.inf

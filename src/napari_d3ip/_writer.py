@@ -1,6 +1,6 @@
 """npe2 writer: an image layer as NIfTI with its affine, and its run card JSON beside it.
 
-A reconstruction layer (it carries a run card) is written through `pipeline.save_result`, so
+A reconstruction layer (it carries a run card) is written through `io.results.save_result`, so
 the file is in the input's intensity units and the card says how it was made; any other image
 layer is written as it is, with the affine from its metadata (or its `scale`).
 

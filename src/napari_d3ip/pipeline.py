@@ -33,18 +33,12 @@ import torch
 from . import __version__
 from .config import RunConfig
 from .core.precision import describe_machine, resolve_bf16
-from .core.prior import Prior, load_prior, resolve_device
+from .core.prior import Prior, apply_net, load_prior, resolve_device, resolve_prior_name
 from .core.schedule import dds_step
+from .cost import check_fits
 from .distributed import Slab, resolve_group, run_device
 from .events import Result, Step
-from .io.results import (  # noqa: F401 (re-exported: the result files' functions live in io/)
-    check_card_path,
-    is_run_card,
-    json_default,
-    nonfinite_slices,
-    run_card_path,
-    save_result,
-)
+from .io.results import nonfinite_slices
 from .metrics import evaluate, mean_psnr
 from .operators.base import Measurement
 from .solvers import build_estimator
@@ -87,16 +81,6 @@ def initial_state(pinv: torch.Tensor, kind: str, alpha_bar: float, g: torch.Gene
     else:
         noise = torch.randn(full, generator=g)[first:first + n]
     return alpha_bar**0.5 * pinv + (1 - alpha_bar) ** 0.5 * noise.to(pinv.device)
-
-
-def apply_net(net: torch.nn.Module, x: torch.Tensor, t: int, bf16: bool = False) -> torch.Tensor:
-    """The network's noise estimate ε(x, t) of a batch of slices (N, 1, H, W), float32: the
-    one place the network is applied (sampling and adaptation). bf16 autocast only without a
-    graph (a gradient through the network, adaptation or DPS, stays in float32)."""
-    if bf16 and not torch.is_grad_enabled():
-        with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16):
-            return net(x, t).float()
-    return net(x, t)
 
 
 class PriorScaleWarning(UserWarning):
@@ -248,8 +232,14 @@ def reconstruct(measurement: Measurement, config: RunConfig,
     use_bf16 = resolve_bf16(cfg.bf16, device)
     m = measurement.to(device)
     t0 = time.perf_counter()
+    prior_choice = None
     if cfg.solver != "admm-tv":  # a bad prior file is reported before any compute
-        prior = prior if prior is not None else load_prior(cfg.prior, device)
+        if prior is None:
+            name = resolve_prior_name(cfg.prior, m.image_shape)
+            prior_choice = {"asked": cfg.prior, "used": name}
+            prior = load_prior(name, device)
+        prior.net.tile = cfg.tile  # every run sets the network's tiling (core/tiling.py)
+    check_fits(m, cfg, device, prior)  # memory: refused before any compute, with what fits
     norms = m.norms()
     if cfg.solver == "admm-tv":
         return (yield from _reconstruct_tv(m, cfg, device, t0))
@@ -316,6 +306,7 @@ def reconstruct(measurement: Measurement, config: RunConfig,
         extra["distributed"] = slab.card()
     card = run_card(cfg, m, prior, device, {"timings": timings, "adaptation": adapter.card(),
                                             "prior_scale": scale,
+                                            "prior_choice": prior_choice, "tile": cfg.tile,
                                             "operator_norm2": norms.norm2,
                                             "reg_scale": norms.mean_eig,
                                             "nfe_run": len(grid), **extra})

@@ -142,8 +142,9 @@ def save_partial(step, out: str | Path, measurement, config) -> tuple[Path, Path
     """Write the estimate of the last finished step as a partial result + its run card."""
     from ..core.prior import resolve_device
     from ..events import Result
+    from ..io.results import save_result
     from ..metrics import evaluate
-    from ..pipeline import run_card, save_result
+    from ..pipeline import run_card
 
     m = measurement
     volume = np.clip(np.asarray(step.estimate, np.float32), 0, 1)

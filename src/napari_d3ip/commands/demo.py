@@ -38,7 +38,8 @@ def _cmd(args) -> int:
     import numpy as np
 
     from ..io.files import OutputError, check_output
-    from ..pipeline import reconstruct, save_result
+    from ..io.results import save_result
+    from ..pipeline import reconstruct
     from ._common import (
         Interrupted,
         describe_quality,

@@ -34,6 +34,9 @@ def register(sub) -> None:
     p.add_argument("--no-partial", action="store_true",
                    help="on Ctrl-C, do not write the current estimate as <out stem>.partial.nii.gz")
     p.add_argument("--quiet", action="store_true", help="no progress messages or bar")
+    from ..distributed import add_distributed_option
+
+    add_distributed_option(p)
     p.set_defaults(func=_cmd)
 
 
@@ -189,7 +192,8 @@ def describe_run(cfg) -> str:
 
 
 def _cmd(args) -> int:
-    from ..pipeline import reconstruct, save_result
+    from ..io.results import save_result
+    from ..pipeline import reconstruct
     from ._common import Interrupted, describe_quality, report_interrupt, run_with_progress, say
 
     out = Path(args.out)

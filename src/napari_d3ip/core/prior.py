@@ -102,6 +102,16 @@ def sha256_file(path: str | Path) -> str:
     return h.hexdigest()
 
 
+def apply_net(net: torch.nn.Module, x: torch.Tensor, t: int, bf16: bool = False) -> torch.Tensor:
+    """The network's noise estimate ε(x, t) of a batch of slices (N, 1, H, W), float32: the
+    one place a network is applied (sampling, adaptation, Prior.eps). bf16 autocast only without
+    a graph (a gradient through the network, adaptation or DPS, stays in float32)."""
+    if bf16 and not torch.is_grad_enabled():
+        with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16):
+            return net(x, t).float()
+    return net(x, t)
+
+
 @dataclass
 class Prior:
     """Network (returns epsilon whatever it predicts) + schedule + card (provenance, quality)."""
@@ -145,10 +155,7 @@ class Prior:
 
     def eps(self, x_t: torch.Tensor, t: int, autocast_bf16: bool = False) -> torch.Tensor:
         """Noise estimate in float32 (optionally computed under bf16 autocast on CPU/CUDA)."""
-        if autocast_bf16:
-            with torch.autocast(device_type=x_t.device.type, dtype=torch.bfloat16):
-                return self.net(x_t, t).float()
-        return self.net(x_t, t)
+        return apply_net(self.net, x_t, t, autocast_bf16)
 
     def tweedie(self, x_t: torch.Tensor, t: int) -> torch.Tensor:
         """Posterior mean E[x0 | x_t] by Tweedie's formula."""

@@ -42,12 +42,12 @@ import numpy as np
 import torch
 
 from ..errors import D3IPError
+from ..operators import KINDS
 from ..operators.base import Measurement, OperatorError
 from .files import ResourceError, atomic_path, check_disk
 
 FORMAT = "napari-d3ip-measurement"
 VERSION = 1
-KINDS = ("ct", "mri", "mri-multicoil")
 MEASUREMENT_SUFFIXES = (".h5", ".hdf5")
 DATA_NAME = {"ct": "sinogram", "mri": "kspace", "mri-multicoil": "kspace"}
 # operator array name (Operator.arrays()) -> dataset name in the file
