@@ -71,3 +71,27 @@ def test_auto_picks_the_shipped_prior_nearest_in_scale():
         name, why = choose_prior((scale, scale))
         assert name == n and f"{scale}-pixel" in why
     assert choose_prior((40, 40))[0] == "ellipses-64"
+
+
+def test_every_library_error_shares_one_base():
+    """`except D3IPError` catches every error the library raises on purpose (and stays a
+    ValueError for older callers)."""
+    import inspect
+    import pkgutil
+
+    import napari_d3ip
+    from napari_d3ip.errors import D3IPError
+
+    found = {}
+    for mod in pkgutil.walk_packages(napari_d3ip.__path__, "napari_d3ip."):
+        if ".widgets" in mod.name or mod.name.endswith(("napari_d3ip._reader", "._writer",
+                                                        "._sample_data", "._layers")):
+            continue  # Qt or napari: the GUI's own state errors are not the library's
+        m = __import__(mod.name, fromlist=["_"])
+        for name, obj in inspect.getmembers(m, inspect.isclass):
+            if name.endswith("Error") and obj.__module__ == mod.name:
+                found[f"{mod.name}.{name}"] = obj
+    assert len(found) >= 10
+    outside = [k for k, v in found.items() if not issubclass(v, D3IPError)]
+    assert outside == []
+    assert issubclass(D3IPError, ValueError)

@@ -23,6 +23,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from .errors import D3IPError
+
 SOLVERS = ("dds", "ddnm", "dps", "mbir", "admm-tv")
 ADAPTERS = ("none", "scd", "ddip", "d3ip-base", "d3ip-mbir", "d3ip-meta")
 INITS = ("slerp", "noise", "pure-noise")
@@ -36,7 +38,7 @@ MAX_CONFIG_BYTES = 1 << 20
 _KIND = {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false"}
 
 
-class ConfigError(ValueError):
+class ConfigError(D3IPError):
     """A RunConfig field is invalid; the message names the field and what it accepts."""
 
 

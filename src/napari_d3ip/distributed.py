@@ -38,6 +38,7 @@ from datetime import timedelta
 
 import torch
 
+from .errors import D3IPError
 from .solvers.base import ZCoupling
 from .solvers.finite_diff import dz as _dz_local
 
@@ -47,7 +48,7 @@ except ImportError:  # pragma: no cover - torch without distributed
     dist = None  # type: ignore[assignment]
 
 
-class DistributedError(ValueError):
+class DistributedError(D3IPError):
     """The run cannot be split across these ranks; the message says why."""
 
 

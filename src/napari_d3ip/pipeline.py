@@ -37,6 +37,7 @@ from .core.prior import Prior, apply_net, load_prior, resolve_device, resolve_pr
 from .core.schedule import dds_step
 from .cost import check_fits
 from .distributed import Slab, resolve_group, run_device
+from .errors import D3IPError
 from .events import Result, Step
 from .io.results import nonfinite_slices
 from .metrics import evaluate, mean_psnr
@@ -46,7 +47,7 @@ from .solvers.admm_tv import admm_tv
 from .solvers.base import Estimator
 
 
-class PipelineError(ValueError):
+class PipelineError(D3IPError):
     """The measurement and the configuration cannot run together; the message says why."""
 
 

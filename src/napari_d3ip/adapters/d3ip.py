@@ -39,12 +39,13 @@ from torch import nn
 from ..core.prior import Prior
 from ..core.schedule import tweedie
 from ..distributed import Slab
+from ..errors import D3IPError
 from ..operators.base import Measurement
 from ..solvers.base import DCContext, Estimator
 from .lora import LoraState, add_lora, load_lora_state, lora_parameters, lora_state, state_bytes
 
 
-class AdapterError(ValueError):
+class AdapterError(D3IPError):
     """An adapter cannot run with these settings; the message says why and what to change."""
 
 

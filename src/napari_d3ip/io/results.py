@@ -13,8 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import D3IPError
 
-class ResultError(ValueError):
+
+class ResultError(D3IPError):
     """A result cannot be written (it diverged); the message says why and what to try."""
 
 

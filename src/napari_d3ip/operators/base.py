@@ -21,10 +21,12 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
+from ..errors import D3IPError
+
 SliceIndex = Sequence[int] | slice | torch.Tensor | np.ndarray
 
 
-class OperatorError(ValueError):
+class OperatorError(D3IPError):
     """Bad operator parameters or input shapes; the message names the fix."""
 
 
