@@ -309,7 +309,7 @@ def reconstruct(measurement: Measurement, config: RunConfig,
                                             "prior_scale": scale,
                                             "prior_choice": prior_choice, "tile": cfg.tile,
                                             "operator_norm2": norms.norm2,
-                                            "reg_scale": norms.mean_eig,
+                                            "operator_mean_eigenvalue": norms.mean_eig,
                                             "nfe_run": len(grid), **extra})
     return _finish(volume, card, m.reference)
 
@@ -317,12 +317,12 @@ def reconstruct(measurement: Measurement, config: RunConfig,
 def _reconstruct_tv(m: Measurement, cfg: RunConfig, device: torch.device,
                     t0: float) -> Generator[Step, None, Result]:
     """ADMM-TV (no prior; in a distributed run every rank computes the whole volume)."""
-    op_norm2, reg_scale = m.norms()
+    norm2, mean_eig = m.norms()
     x = m.pinv_tensor(cfg.batch_slices)
     ref = m.reference
     with torch.no_grad():
         iterates = admm_tv(m.operator, m.y, x, cfg.tv_lambda, cfg.admm_rho, cfg.tv_iters,
-                           cfg.cg_steps, reg_scale)
+                           cfg.cg_steps, mean_eig)
         for i, x in enumerate(iterates):  # noqa: B020 (x is the running iterate)
             est = x[:, 0].float().cpu().numpy()
             elapsed = time.perf_counter() - t0
@@ -333,7 +333,7 @@ def _reconstruct_tv(m: Measurement, cfg: RunConfig, device: torch.device,
     volume = x[:, 0].clamp(0, 1).float().cpu().numpy()
     card = run_card(cfg, m, None, device, {
         "timings": {"total_seconds": round(time.perf_counter() - t0, 3)},
-        "adaptation": {"adapter": "none"}, "operator_norm2": op_norm2, "reg_scale": reg_scale})
+        "adaptation": {"adapter": "none"}, "operator_norm2": norm2, "operator_mean_eigenvalue": mean_eig})
     return _finish(volume, card, ref)
 
 

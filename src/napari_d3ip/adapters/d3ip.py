@@ -299,9 +299,8 @@ class D3IPMeta(D3IPBase):
 
     name = "d3ip-meta"
 
-    def __init__(self, *args, eps_decay: bool = True, **kwargs):
+    def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.eps_decay = eps_decay
         self.meta: LoraState = dict(self.initial)
         ft = self.cfg.meta_finetune_iters
         self.finetune_iters = self.cfg.adapt_iters if ft is None else ft
@@ -311,7 +310,7 @@ class D3IPMeta(D3IPBase):
         return 1 + (self.n if self.finetune_iters > 0 else 0)
 
     def epsilon(self, index: int) -> float:
-        if not self.eps_decay or len(self.window_steps) <= 1:
+        if len(self.window_steps) <= 1:
             return 1.0
         k = self.window_steps.index(index) if index in self.window_steps else 0
         return 1.0 - k / len(self.window_steps)
@@ -350,7 +349,7 @@ ADAPTERS = {cls.name: cls for cls in (Adapter, SCD, DDIP, D3IPBase, D3IPMBIR, D3
 
 def build_adapter(config, prior: Prior, estimator: Estimator, measurement: Measurement,
                   grid: list[int], **kwargs) -> Adapter:
-    """The adapter `config.adapter` names; kwargs: slab, apply_net (and eps_decay for meta)."""
+    """The adapter `config.adapter` names; kwargs: slab, apply_net."""
     if config.adapter not in ADAPTERS:
         raise AdapterError(f"unknown adapter {config.adapter!r}; choose from {sorted(ADAPTERS)}")
     return ADAPTERS[config.adapter](prior, config, estimator, measurement, grid, **kwargs)

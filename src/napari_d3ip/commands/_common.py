@@ -207,16 +207,6 @@ def describe_quality(metrics: dict, n_slices: int) -> str:
             f"SSIM {metrics['ssim']:.3f} per-slice mean")
 
 
-def check_outputs(paths: list[Path], force: bool) -> None:
-    """Refuse to overwrite any existing output unless --force."""
-    if force:
-        return
-    existing = [str(p) for p in paths if Path(p).exists()]
-    if existing:
-        raise FileExistsError(f"{', '.join(existing)} exist(s); pass --force to overwrite or "
-                              "choose another --out")
-
-
 # -- figures -----------------------------------------------------------------------------------
 FIGURE_COLUMNS = ("axial", "coronal", "sagittal")
 

@@ -39,7 +39,7 @@ from safetensors.torch import load_file, save_file
 from .phantoms import ellipses
 from .prior import Prior
 from .schedule import VPSchedule, q_sample
-from .unet import UNet, UNetConfig, count_parameters
+from .unet import UNet, UNetConfig
 
 VAL_TIMES = (50, 200, 500, 800, 980)
 RECIPES = ("classic", "v-minsnr")
@@ -591,10 +591,6 @@ def train_prior(cfg: TrainConfig, resume: bool = False, progress: bool = True,
     """Train (or resume) and export the EMA prior; returns the exported .safetensors path."""
     trainer = Trainer(cfg, resume=resume, command=command)
     return trainer.run(progress=progress)
-
-
-def model_size(cfg: TrainConfig) -> int:
-    return count_parameters(UNet(cfg.unet_config()))
 
 
 def _drop_rows_after(path: Path, step: int) -> None:

@@ -9,18 +9,18 @@ from .dps import DPS
 from .mbir import DiffusionMBIR
 
 
-def build_estimator(config, op_norm2: float = 1.0, reg_scale: float | None = None) -> Estimator:
+def build_estimator(config, norm2: float = 1.0, mean_eig: float | None = None) -> Estimator:
     """The estimator a RunConfig asks for (ADMM-TV has none: it is not a diffusion solver)."""
     s = config.solver
     if s == "dds":
-        return DDS(op_norm2, gamma=config.gamma)
+        return DDS(norm2, gamma=config.gamma)
     if s == "ddnm":
-        return DDNM(op_norm2, pinv_steps=config.ddnm_cg_steps)
+        return DDNM(norm2, pinv_steps=config.ddnm_cg_steps)
     if s == "dps":
-        return DPS(op_norm2, zeta=config.dps_zeta)
+        return DPS(norm2, zeta=config.dps_zeta)
     if s == "mbir":
-        return DiffusionMBIR(op_norm2, rho=config.admm_rho, lam=config.admm_lambda,
-                             reg_scale=reg_scale)
+        return DiffusionMBIR(norm2, rho=config.admm_rho, lam=config.admm_lambda,
+                             mean_eig=mean_eig)
     raise ValueError(f"solver {s!r} has no data-consistency estimator")
 
 

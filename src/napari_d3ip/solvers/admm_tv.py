@@ -2,7 +2,7 @@
 
 argmin_x ½‖Ax - y‖² + λ Σ_d ‖D_d x‖₁ over the slice, row and column directions, by ADMM with
 z = ∇x: x ← CG on (AᴴA + ρ∇ᵀ∇) x = Aᴴy + ρ∇ᵀ(z - u), z ← soft(∇x + u, λ/ρ), u ← u + ∇x - z.
-λ and ρ are relative to `reg_scale`, the mean eigenvalue of AᴴA. Yields after each outer iteration so callers can watch.
+λ and ρ are relative to `mean_eig`, the mean eigenvalue of AᴴA. Yields after each outer iteration so callers can watch.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from .finite_diff import grad3, grad3_t, soft_threshold
 
 def admm_tv(op: Operator, y: torch.Tensor, x_init: torch.Tensor, lam: float = 0.01,
             rho: float = 0.5, iters: int = 100, cg_steps: int = 5,
-            reg_scale: float = 1.0) -> Iterator[torch.Tensor]:
+            mean_eig: float = 1.0) -> Iterator[torch.Tensor]:
     """Yield the estimate (N, 1, H, W) after each ADMM iteration."""
-    lam, rho = lam * reg_scale, rho * reg_scale
+    lam, rho = lam * mean_eig, rho * mean_eig
     x = x_init
     aty = op.adjoint(y)
     z = grad3(x)

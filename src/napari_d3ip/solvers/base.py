@@ -66,8 +66,8 @@ class Estimator:
     #: needs the whole volume (contiguous slices) in one call (3D-aware estimators)
     whole_volume = False
 
-    def __init__(self, op_norm2: float = 1.0):
-        self.op_norm2 = float(op_norm2)
+    def __init__(self, norm2: float = 1.0):
+        self.norm2 = float(norm2)
         self.coupling: ZCoupling = LOCAL
 
     def __call__(self, x0: torch.Tensor, y: torch.Tensor, op: Operator,

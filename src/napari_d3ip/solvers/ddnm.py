@@ -17,8 +17,8 @@ PINV_RTOL = 1e-6
 
 class DDNM(Estimator):
 
-    def __init__(self, op_norm2: float = 1.0, pinv_steps: int = 30):
-        super().__init__(op_norm2)
+    def __init__(self, norm2: float = 1.0, pinv_steps: int = 30):
+        super().__init__(norm2)
         self.pinv_steps = pinv_steps
 
     def __call__(self, x0: torch.Tensor, y: torch.Tensor, op: Operator,

@@ -15,8 +15,8 @@ from .cg import cg
 
 class DDS(Estimator):
 
-    def __init__(self, op_norm2: float = 1.0, gamma: float | None = None):
-        super().__init__(op_norm2)
+    def __init__(self, norm2: float = 1.0, gamma: float | None = None):
+        super().__init__(norm2)
         self.gamma = gamma
 
     def __call__(self, x0: torch.Tensor, y: torch.Tensor, op: Operator,
@@ -24,5 +24,5 @@ class DDS(Estimator):
         aty = op.adjoint(y)
         if self.gamma is None:
             return cg(op.normal, aty, x0, ctx.cg_steps)
-        g = self.gamma / self.op_norm2
+        g = self.gamma / self.norm2
         return cg(lambda v: v + g * op.normal(v), x0 + g * aty, x0, ctx.cg_steps)

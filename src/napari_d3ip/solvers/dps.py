@@ -28,8 +28,8 @@ class DPS(Estimator):
     """DPS behind the estimator interface: `predict` differentiates through the network and
     returns the guided x̂0|y; `correct` leaves it as it is."""
 
-    def __init__(self, op_norm2: float = 1.0, zeta: float = 1.9):
-        super().__init__(op_norm2)
+    def __init__(self, norm2: float = 1.0, zeta: float = 1.9):
+        super().__init__(norm2)
         self.zeta = zeta
 
     def guided(self, x0: torch.Tensor, xt: torch.Tensor, y: torch.Tensor, op: Operator,
@@ -44,7 +44,7 @@ class DPS(Estimator):
         r = op.forward(x0) - y
         loss = 0.5 * (r.abs() ** 2).flatten(1).sum(1)
         (grad,) = torch.autograd.grad(loss.sum(), xt)
-        step = self.zeta * alpha_bar**0.5 / self.op_norm2 * grad
+        step = self.zeta * alpha_bar**0.5 / self.norm2 * grad
         return (x0 - step).detach()
 
     def predict(self, denoise: Denoise, x_t: torch.Tensor, alpha_bar: float,

@@ -5,7 +5,7 @@ x̂0|y ≈ argmin_x ½‖Ax - y‖² + λ‖D_z x‖₁, solved by ADMM with the
   x ← CG_M on (AᴴA + ρ D_zᵀD_z) x = Aᴴy + ρ D_zᵀ(z - u)   (from x̂0)
   z ← soft(D_z x + u, λ/ρ);  u ← u + D_z x - z
 The duals (z, u) persist across diffusion steps. λ and ρ are relative to the mean eigenvalue
-of AᴴA (`reg_scale`), the typical weight of the data term.
+of AᴴA (`mean_eig`), the typical weight of the data term.
 Needs neighbouring slices together: called on the whole volume (or a contiguous block); in a
 distributed run on a slab, whose `ZCoupling` trades the boundary slices with the neighbouring
 ranks and sums the CG inner products over the volume.
@@ -24,10 +24,10 @@ from .finite_diff import soft_threshold
 class DiffusionMBIR(Estimator):
     whole_volume = True
 
-    def __init__(self, op_norm2: float = 1.0, rho: float = 0.5, lam: float = 0.01,
-                 reg_scale: float | None = None):
-        super().__init__(op_norm2)
-        scale = self.op_norm2 if reg_scale is None else float(reg_scale)
+    def __init__(self, norm2: float = 1.0, rho: float = 0.5, lam: float = 0.01,
+                 mean_eig: float | None = None):
+        super().__init__(norm2)
+        scale = self.norm2 if mean_eig is None else float(mean_eig)
         self.rho = rho * scale
         self.lam = lam * scale
         self.z: torch.Tensor | None = None
