@@ -8,7 +8,7 @@ Result). The communication share is the time rank 0 spends inside collectives (h
 exchanges, all-reduces of the stop flag, the loss and the LoRA gradients, the estimate's
 gather each step) over its total. Writes benchmarks/distributed.md.
 
-    OMP_NUM_THREADS=1 python benchmarks/distributed.py [--nfe 6] [--slices 32]
+    OMP_NUM_THREADS=1 python -m benchmarks.distributed [--nfe 6] [--slices 32]
 """
 
 from __future__ import annotations
@@ -109,7 +109,7 @@ def main() -> None:
                     f"{a['psnr']:.2f} / {b['psnr']:.2f} |")
     text = f"""# One volume over torch.distributed ranks: measured scaling
 
-`OMP_NUM_THREADS=1 python benchmarks/distributed.py --nfe {args.nfe} --slices {args.slices}`
+`OMP_NUM_THREADS=1 python -m benchmarks.distributed --nfe {args.nfe} --slices {args.slices}`
 ({time.strftime('%Y-%m-%d')}, {time.time() - t0:.0f} s in all)
 
 Machine: {describe_machine()}; each process runs one thread (`torch.set_num_threads(1)`).

@@ -90,7 +90,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    store = json.loads(OUT.read_text()) if OUT.exists() else {"rows": {}, "baselines": {}}
+    store = json.loads(OUT.read_text(encoding="utf-8")) if OUT.exists() else {"rows": {}, "baselines": {}}
     store["machine"] = f"{describe_machine()}, {args.threads} thread(s)"
     for r in rows(args.rows):
         k = key(r)
@@ -112,7 +112,7 @@ def main() -> None:
                             "seconds": round(time.perf_counter() - t0, 1),
                             "prior_scale": res.card.get("prior_scale", {})}
         print(k, round(store["rows"][k]["psnr"], 2), "dB", store["rows"][k]["seconds"], "s")
-        OUT.write_text(json.dumps(store, indent=1, default=str) + "\n")
+        OUT.write_text(json.dumps(store, indent=1, default=str) + "\n", encoding="utf-8")
     write_md(store)
 
 
@@ -132,7 +132,7 @@ def write_md(store: dict) -> None:
     lines += ["", "Baselines: " + "; ".join(
         f"{k.split('|')[1]} × {k.split('|')[0]}²: FBP {v['fbp']:.2f}, ADMM-TV {v['admm_tv']:.2f} dB"
         for k, v in store["baselines"].items()), ""]
-    (HERE / "prior_scale.md").write_text("\n".join(lines))
+    (HERE / "prior_scale.md").write_text("\n".join(lines), encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -368,9 +368,9 @@ def test_docks_fit_a_1000_pixel_screen_and_views_are_labelled(setup, qtbot):
     for w in (rec, data):
         assert w.minimumSizeHint().height() < 400, type(w).__name__  # they scroll
     rec.window().resize(1600, 1000)
-    rec.start()
-    labels = tuple(viewer.dims.axis_labels[-3:])
-    assert labels == ("axial (I→S)", "coronal (P→A)", "sagittal (L→R)"), labels
+    rec.start()  # the result layer and its labels are staged on later event-loop turns
+    want = ("axial (I→S)", "coronal (P→A)", "sagittal (L→R)")
+    qtbot.waitUntil(lambda: tuple(viewer.dims.axis_labels[-3:]) == want, timeout=TIMEOUT)
     from napari_d3ip.widgets.common import camera_of
 
     camera_of(viewer).zoom = 17.0

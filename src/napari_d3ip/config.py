@@ -210,8 +210,10 @@ class RunConfig:
     adapter: str = _p("none", "adaptation of the prior during sampling (d3ip-*: one LoRA for the "
                       "volume; scd/ddip: per slice; none: the plain solver)", choices=ADAPTERS,
                       gui="basic", solvers=DIFFUSION_SOLVERS)
-    prior: str = _p("ellipses-64", "shipped prior name or a .safetensors path (its .json card "
-                    "beside it)", gui="basic", user=True, solvers=DIFFUSION_SOLVERS)
+    prior: str = _p("auto", "auto (the shipped prior trained at the slices' pixel scale: "
+                    "ellipses-64 for 64-pixel slices, ellipses-128 for 128 and larger), a shipped "
+                    "prior's name, or a .safetensors path (its .json card beside it)",
+                    gui="basic", user=True, solvers=DIFFUSION_SOLVERS)
     nfe: int = _p(50, "diffusion steps (network function evaluations)", lo=1, hi=1000,
                   gui="basic", note="the schedule's T is 1000", solvers=DIFFUSION_SOLVERS)
     eta: float = _p(0.85, "stochasticity of each DDIM step (0 = deterministic)", lo=0.0, hi=1.0,

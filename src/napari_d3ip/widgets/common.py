@@ -79,9 +79,10 @@ class PriorPicker(QWidget):
         lay.setContentsMargins(0, 0, 0, 0)
         self.combo = QComboBox()
         self.combo.setEditable(True)
-        self.combo.addItems(shipped())
-        self.combo.setToolTip("a shipped prior, or the path of a .safetensors file "
-                              "(its .json card beside it)")
+        self.combo.addItems(["auto", *shipped()])
+        self.combo.setToolTip("auto: the shipped prior trained at the slices' pixel scale; or a "
+                              "shipped prior, or the path of a .safetensors file (its .json "
+                              "card beside it)")
         lay.addWidget(self.combo, 1)
         self.browse = QPushButton("…")
         self.browse.setFixedWidth(28)

@@ -55,7 +55,7 @@ def _defaults() -> dict[str, Any]:
     out = RunConfig().to_dict()
     out.pop("preset")
     priors = shipped()
-    if priors and out["prior"] not in priors:
+    if priors and out["prior"] not in (*priors, "auto"):
         out["prior"] = priors[0]
     out.update(preset=CUSTOM, show_views=False, activity=False)
     return out
@@ -509,7 +509,7 @@ class ReconstructWidget(QWidget):
         if locked and self.ctx is not None:
             c = self.ctx.config
             self.lock_label.setText(
-                f"🔒 running {c.solver}/{c.adapter}, {c.nfe} steps, preset "
+                f"running {c.solver}/{c.adapter}, {c.nfe} steps, preset "
                 f"{c.preset or 'custom'} on {self.ctx.source}: the form is locked until the run "
                 "ends (Cancel to change it)")
         self.lock_label.setVisible(locked)
@@ -553,10 +553,15 @@ class ReconstructWidget(QWidget):
         w.errored.connect(lambda e, c=ctx: self._on_error(c, e))
         self.run.activity = self.activity.isChecked()
         total = cfg.tv_iters if cfg.solver == "admm-tv" else cfg.nfe
-        self.run.begin(handle, f"{cfg.solver}/{cfg.adapter} on {source}", total)
-        # the result layer and the views are built now, while the worker prepares (loads the
-        # prior), not when the first estimate arrives; later updates only replace the data
-        self._prepare_display(ctx)
+        self.run.begin(handle, f"{cfg.solver}/{cfg.adapter} on {source}", total, start=False)
+        # the result layer and the views are staged now (result_display: the layer model at
+        # once, napari's add, the labels and the views on later event-loop turns), then the
+        # worker starts; later updates only replace the data
+        try:
+            self._prepare_display(ctx)
+        except Exception:  # a display problem must not leave the run in "Preparing"
+            self.run.start_worker()
+            raise
         return True
 
     def cancel(self) -> None:
@@ -566,10 +571,13 @@ class ReconstructWidget(QWidget):
         m = ctx.measurement
         blank = np.zeros((m.n_slices, *m.image_shape), np.float32)
         kwargs = L.result_kwargs(ctx.name, m, ctx.config)
-        ctx.layer = self.viewer.add_image(blank, **kwargs)
-        set_anatomical_labels(self.viewer, m.affine)
-        if self.show_views.isChecked():
-            self.views.open()
+        from .result_display import stage_result_layer
+
+        ctx.layer = stage_result_layer(
+            self.viewer, blank, kwargs, owner=self,
+            then=[lambda: set_anatomical_labels(self.viewer, m.affine),
+                  self.views.open if self.show_views.isChecked() else None,
+                  self.run.start_worker])
 
     def _draw(self, ctx: RunContext, image: np.ndarray) -> None:
         import time
@@ -578,7 +586,7 @@ class ReconstructWidget(QWidget):
         if ctx.layer is None:
             kwargs = L.result_kwargs(ctx.name, ctx.measurement, ctx.config)
             ctx.layer = self.viewer.add_image(image, **kwargs)
-        elif ctx.layer in self.viewer.layers:  # the user may have deleted it: keep quiet
+        else:  # staged and not added yet, shown, or deleted by the user: replace quietly
             ctx.layer.data = image
         ctx.images += 1
         self._drawn_at = time.perf_counter()
@@ -712,16 +720,15 @@ def prior_scale_warning(cfg: RunConfig, m: Any) -> str:
     if cfg.solver == "admm-tv":
         return ""
     try:
-        import json
         from types import SimpleNamespace
 
-        from ..core.prior import _resolve
+        from ..core.prior import card_scale, read_card, resolve_prior_name
         from ..pipeline import prior_scale
 
-        card = json.loads(_resolve(cfg.prior).with_suffix(".json").read_text())
-        size = int(card.get("image_size") or card.get("architecture", {}).get("image_size"))
-        render = int(card.get("pixel_scale", {}).get("render_size", size))
-        name = str(card.get("name", cfg.prior))
+        name = resolve_prior_name(cfg.prior, m.image_shape)
+        card = read_card(name)
+        render = card_scale(card)
+        name = str(card.get("name", name))
         return str(prior_scale(m, SimpleNamespace(render_size=render, name=name)).get(
             "warning", ""))
     except Exception:  # a broken prior is reported by the run itself
