@@ -51,11 +51,13 @@ def volume(size: int, n: int) -> np.ndarray:
 
 def rows(which: str) -> list[dict]:
     """(size, slices, prior, method, tile) of every row; ellipses-128 rows need that prior.
-    At 128² tiles of 64 cost more than the whole slice (9 tiles for 5.8 units): no tiled row."""
+    At 128² tiles of 64 cost more than the whole slice (9 tiles for 5.8 units) but show the
+    patch prior the 64² context it was trained on."""
     out = []
     if which in ("all", "128"):
         for prior in ("ellipses-64", "ellipses-64-v", "ellipses-128"):
             out.append(dict(size=128, n=8, prior=prior, method="dds", tile=0))
+        out.append(dict(size=128, n=8, prior="ellipses-128", method="dds", tile=64))
     if which in ("all", "256"):
         out.append(dict(size=256, n=2, prior="ellipses-64", method="dds", tile=0))
         out.append(dict(size=256, n=2, prior="ellipses-128", method="dds", tile=64))
