@@ -10,12 +10,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import _layers as L
+from . import _layers as napari_layers
 
 VOLUME_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
 MEASUREMENT_SUFFIXES = (".h5", ".hdf5")
 
-ReaderFunction = Callable[[Any], list[L.LayerData]]
+ReaderFunction = Callable[[Any], list[napari_layers.LayerData]]
 
 
 def _single_path(path: Any) -> str | None:
@@ -68,14 +68,14 @@ def get_reader(path: Any) -> ReaderFunction | None:
     return None
 
 
-def read_volume_layers(path: Any) -> list[L.LayerData]:
+def read_volume_layers(path: Any) -> list[napari_layers.LayerData]:
     from .io.volumes import read_volume
 
     p = Path(_single_path(path) or "")
-    return [L.volume_layer(read_volume(p), _stem(p))]
+    return [napari_layers.volume_layer(read_volume(p), _stem(p))]
 
 
-def read_measurement_layers(path: Any) -> list[L.LayerData]:
+def read_measurement_layers(path: Any) -> list[napari_layers.LayerData]:
     from .io.measurements import read_measurement
 
     p = Path(_single_path(path) or "")
@@ -83,13 +83,13 @@ def read_measurement_layers(path: Any) -> list[L.LayerData]:
     return measurement_with_reference(m, _stem(p))
 
 
-def measurement_with_reference(m: Any, name: str) -> list[L.LayerData]:
+def measurement_with_reference(m: Any, name: str) -> list[napari_layers.LayerData]:
     """Measurement layers, plus the fully sampled reference (hidden) when the file has one."""
-    out = L.measurement_layers(m, name)
+    out = napari_layers.measurement_layers(m, name)
     if m.reference is not None:
         out.insert(0, (m.reference, {
             "name": f"{name} reference", "scale": tuple(float(s) for s in m.spacing),
             "contrast_limits": (0.0, 1.0), "visible": False,
-            "metadata": {L.ROLE: "reference", L.AFFINE: m.affine,
-                         L.INTENSITY: tuple(m.intensity)}}, "image"))
+            "metadata": {napari_layers.ROLE: "reference", napari_layers.AFFINE: m.affine,
+                         napari_layers.INTENSITY: tuple(m.intensity)}}, "image"))
     return out

@@ -17,14 +17,14 @@ from typing import Any
 
 import numpy as np
 
-from . import _layers as L
+from . import _layers as napari_layers
 
 
 def layer_affine(meta: dict[str, Any], ndim: int = 3) -> np.ndarray:
     """The (slice, row, col) → world affine of a layer: metadata, else diag(scale)."""
     md = meta.get("metadata") or {}
-    if md.get(L.AFFINE) is not None:
-        return np.asarray(md[L.AFFINE], dtype=float)
+    if md.get(napari_layers.AFFINE) is not None:
+        return np.asarray(md[napari_layers.AFFINE], dtype=float)
     scale = list(meta.get("scale") or [1.0] * ndim)[-3:]
     return np.diag([*map(float, scale), 1.0])
 
@@ -38,13 +38,13 @@ def write_nifti(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
     md = meta.get("metadata") or {}
     arr = np.asarray(data, dtype=np.float32)
     affine = layer_affine(meta, arr.ndim)
-    card = md.get(L.RUN_CARD)
+    card = md.get(napari_layers.RUN_CARD)
     if card is not None:
-        lo, hi = md.get(L.INTENSITY) or (0.0, 1.0)
+        lo, hi = md.get(napari_layers.INTENSITY) or (0.0, 1.0)
         nii, card_path = save_result(Result(volume=arr, card=dict(card)), path, affine,
                                      intensity=(float(lo), float(hi)), overwrite=True)
         return [str(nii), str(card_path)]
-    axis = md.get(L.AXIS)
+    axis = md.get(napari_layers.AXIS)
     out = write_volume(path, arr, affine=affine, overwrite=True,
                        axis=int(axis) if axis is not None else None)
     return [str(out)]

@@ -26,7 +26,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from .. import _layers as L
+from .. import _layers as napari_layers
 from .common import error_text, notify_error, scrolling_layout
 from .state import ParamStore
 from .workers import Prepared, function_worker, read_prepared, simulate_prepared
@@ -198,7 +198,7 @@ class DataWidget(QWidget):
             current = self.current_image()
             images = [ly for ly in self.viewer.layers
                       if type(ly).__name__ == "Image" and ly.ndim == 3 and not ly.rgb
-                      and ly.metadata.get(L.ROLE) not in _SKIP_ROLES]
+                      and ly.metadata.get(napari_layers.ROLE) not in _SKIP_ROLES]
             self._images = images
             self.image.blockSignals(True)
             self.image.clear()
@@ -235,13 +235,13 @@ class DataWidget(QWidget):
             return None
         self.store.save(self.values())
         md = layer.metadata
-        affine = md.get(L.AFFINE)
+        affine = md.get(napari_layers.AFFINE)
         if affine is None:
             affine = np.diag([*map(float, layer.scale[-3:]), 1.0])
         data = np.asarray(layer.data)  # read here (GUI thread); the worker never sees the layer
         w = function_worker(simulate_prepared, data, self.kind.currentText(), self.noise.value(),
                             self.seed.value(), self.operator_params(), layer.name,
-                            affine=affine, intensity=md.get(L.INTENSITY))
+                            affine=affine, intensity=md.get(napari_layers.INTENSITY))
         self._busy(True, f"simulating {self.kind.currentText()} of {layer.name}…")
         return self._start(w)
 
@@ -267,9 +267,9 @@ class DataWidget(QWidget):
 
     def _on_prepared(self, p: Prepared) -> None:
         self.added = []
-        for data, kwargs, kind in L.measurement_layers(p.measurement, p.name, p.pinv):
+        for data, kwargs, kind in napari_layers.measurement_layers(p.measurement, p.name, p.pinv):
             self.added.append(getattr(self.viewer, f"add_{kind}")(data, **kwargs))
-        self._busy(False, f"added {L.describe(p.measurement)} of {p.name}: "
+        self._busy(False, f"added {napari_layers.describe(p.measurement)} of {p.name}: "
                           f"{', '.join(ly.name for ly in self.added)}")
 
     def _on_error(self, exc: Exception) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from qtpy.QtWidgets import QComboBox, QFormLayout, QPushButton, QSpinBox, QVBoxLayout, QWidget
 
-from .. import _layers as L
+from .. import _layers as napari_layers
 from .common import PriorPicker, available_devices, camera_of, error_text, shipped
 from .runbar import RunBar
 from .state import ParamStore
@@ -108,7 +108,7 @@ class PriorSamplesWidget(QWidget):
             self.layer = self.viewer.add_image(
                 grid, name=self._name, contrast_limits=(0.0, 1.0), colormap="gray",
                 translate=(cy - grid.shape[0] / 2, cx - grid.shape[1] / 2),
-                metadata={L.ROLE: "samples", "d3ip_samples": image})
+                metadata={napari_layers.ROLE: "samples", "d3ip_samples": image})
         else:
             self.layer.data = grid
             self.layer.metadata["d3ip_samples"] = image

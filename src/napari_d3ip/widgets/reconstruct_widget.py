@@ -36,7 +36,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from .. import _layers as L
+from .. import _layers as napari_layers
 from ..config import RunConfig, Spec, specs
 from .common import PriorPicker, available_devices, error_text, notify_error, scrolling_layout, shipped
 from .orthoviews import ViewControls
@@ -389,7 +389,7 @@ class ReconstructWidget(QWidget):
         measurement is picked unless a run is live (the form is locked then)."""
         try:
             layers = [ly for ly in self.viewer.layers
-                      if L.MEASUREMENT in getattr(ly, "metadata", {})]
+                      if napari_layers.MEASUREMENT in getattr(ly, "metadata", {})]
             inserted = getattr(event, "value", None) if event is not None else None
             current = self._selected
             if current is not None and current not in layers:
@@ -422,7 +422,7 @@ class ReconstructWidget(QWidget):
 
     def current_measurement(self) -> Any:
         layer = self.current_layer()
-        return None if layer is None else layer.metadata.get(L.MEASUREMENT)
+        return None if layer is None else layer.metadata.get(napari_layers.MEASUREMENT)
 
     def _on_pick(self, i: int) -> None:
         """The user chose entry `i` of the picker (a placeholder entry picks nothing)."""
@@ -441,7 +441,7 @@ class ReconstructWidget(QWidget):
             self.operator_label.setText("– (simulate or open one with 'D3IP: Data')")
         else:
             h, w = m.image_shape
-            self.operator_label.setText(f"{L.describe(m)} · {m.n_slices} slices of {h}×{w}"
+            self.operator_label.setText(f"{napari_layers.describe(m)} · {m.n_slices} slices of {h}×{w}"
                                         + (" · reference known" if m.reference is not None
                                            else ""))
         self._update_cost()
@@ -530,9 +530,9 @@ class ReconstructWidget(QWidget):
             self.cost.setText(f"⚠ {error_text(e)}")
             return False
         self.store.save(self.values())
-        source = str(layer.metadata.get(L.SOURCE) or layer.name.split(" ")[0])
+        source = str(layer.metadata.get(napari_layers.SOURCE) or layer.name.split(" ")[0])
         self.ctx = RunContext(measurement=m, source=source, config=cfg,
-                              name=L.result_name(cfg, source))
+                              name=napari_layers.result_name(cfg, source))
         self.plot.clear(cfg.nfe if cfg.solver != "admm-tv" else cfg.tv_iters)
         self.save_btn.setEnabled(False)
         warning = prior_scale_warning(cfg, m)
@@ -570,7 +570,7 @@ class ReconstructWidget(QWidget):
     def _prepare_display(self, ctx: RunContext) -> None:
         m = ctx.measurement
         blank = np.zeros((m.n_slices, *m.image_shape), np.float32)
-        kwargs = L.result_kwargs(ctx.name, m, ctx.config)
+        kwargs = napari_layers.result_kwargs(ctx.name, m, ctx.config)
         from .result_display import stage_result_layer
 
         ctx.layer = stage_result_layer(
@@ -584,7 +584,7 @@ class ReconstructWidget(QWidget):
 
         t0 = time.perf_counter()
         if ctx.layer is None:
-            kwargs = L.result_kwargs(ctx.name, ctx.measurement, ctx.config)
+            kwargs = napari_layers.result_kwargs(ctx.name, ctx.measurement, ctx.config)
             ctx.layer = self.viewer.add_image(image, **kwargs)
         else:  # staged and not added yet, shown, or deleted by the user: replace quietly
             ctx.layer.data = image
@@ -631,7 +631,7 @@ class ReconstructWidget(QWidget):
         if scale.get("warning"):
             self.cost.setText(f"⚠ {scale['warning']}")
         self._draw(ctx, np.asarray(result.volume, dtype=np.float32))
-        ctx.layer.metadata[L.RUN_CARD] = result.card
+        ctx.layer.metadata[napari_layers.RUN_CARD] = result.card
         if result.metrics is not None:
             ctx.layer.metadata["d3ip_metrics"] = {k: v for k, v in result.metrics.items()
                                                   if k != "per_slice"}
@@ -654,7 +654,7 @@ class ReconstructWidget(QWidget):
     def _save_target(self) -> Any:
         """The selected result layer if it has a run card, else the last finished run's."""
         active = self.viewer.layers.selection.active
-        if active is not None and L.RUN_CARD in getattr(active, "metadata", {}):
+        if active is not None and napari_layers.RUN_CARD in getattr(active, "metadata", {}):
             return active
         if self.ctx is not None and self.ctx.result is not None and self.ctx.layer is not None:
             return self.ctx.layer
@@ -692,11 +692,11 @@ class ReconstructWidget(QWidget):
                 return None
             overwrite = True
         md = layer.metadata
-        lo, hi = md.get(L.INTENSITY) or (0.0, 1.0)
+        lo, hi = md.get(napari_layers.INTENSITY) or (0.0, 1.0)
         result = Result(volume=np.asarray(layer.data, dtype=np.float32),
-                        card=dict(md[L.RUN_CARD]), metrics=md.get("d3ip_metrics"))
+                        card=dict(md[napari_layers.RUN_CARD]), metrics=md.get("d3ip_metrics"))
         try:
-            out = save_result(result, path, affine=md.get(L.AFFINE),
+            out = save_result(result, path, affine=md.get(napari_layers.AFFINE),
                               intensity=(float(lo), float(hi)), overwrite=overwrite)
         except Exception as e:
             self.cost.setText(f"⚠ not saved: {error_text(e)}")
