@@ -114,8 +114,8 @@ def main() -> None:
 
 Machine: {describe_machine()}; each process runs one thread (`torch.set_num_threads(1)`).
 Load average (1, 5, 15 min) before: {', '.join(f'{v:.2f}' for v in load_before)}; after:
-{', '.join(f'{v:.2f}' for v in load_after)} (a training job and other sessions share these
-2 cores: the figures are this machine at this load, not a clean scaling curve).
+{', '.join(f'{v:.2f}' for v in load_after)} (other jobs on these cores take
+a rank's core: run it on an otherwise idle machine; a load above 0.5 before means a shared one).
 
 Task: {args.slices} slices of the brain-64 sample (64x64, the middle ones), 15-view sparse-view
 CT, 1 % noise, prior ellipses-64, {args.nfe} diffusion steps, batch of 16 slices, seed 0;
