@@ -204,6 +204,37 @@ def test_patch_prior_trains_on_crops_of_large_phantoms_and_records_its_scale(tmp
     assert prior.card["pixel_scale"]["patch"] == 16
 
 
+def test_a_patch_prior_is_validated_at_its_own_pixel_scale(tmp_path, monkeypatch):
+    """The training curve of a patch prior is measured on patches of render_size phantoms."""
+    import napari_d3ip.core.training as tr
+
+    seen = []
+    monkeypatch.setattr(tr, "denoising_quality", lambda prior, **kw: seen.append(prior.render_size)
+                        or {str(t): {"tweedie_psnr": 0.0, "blur_psnr": 0.0} for t in tr.VAL_TIMES})
+    cfg = TrainConfig(out=str(tmp_path / "p"), size=16, render_size=64, channels=8, channel_mults=(1, 2),
+                      num_res_blocks=1, attn_resolutions=(), batch=2, steps=1, device="cpu",
+                      bf16="off", val_every=0, checkpoint_minutes=1e9, n_mean=40.0, name="patch")
+    Trainer(cfg).validate()
+    assert seen == [64]
+
+
+def test_init_from_starts_from_the_prior_and_refuses_another_architecture(tmp_path, tiny_prior_path):
+    from napari_d3ip.core.prior import load_prior
+
+    src = load_prior(tiny_prior_path)
+    arch = src.net.config
+    cfg = TrainConfig(out=str(tmp_path / "f"), size=32, render_size=64, channels=arch.base_channels,
+                      channel_mults=tuple(arch.channel_mults), num_res_blocks=arch.num_res_blocks,
+                      attn_resolutions=tuple(arch.attn_resolutions), batch=2, steps=1, device="cpu",
+                      bf16="off", val_every=0, checkpoint_minutes=1e9, init_from=str(tiny_prior_path))
+    t = Trainer(cfg)
+    for k, v in src.net.state_dict().items():
+        assert torch.equal(t.model.state_dict()[k], v) and torch.equal(t.ema.state_dict()[k], v)
+    with pytest.raises(ValueError, match="differs from this run"):
+        Trainer(TrainConfig(out=str(tmp_path / "g"), size=32, channels=16, device="cpu", bf16="off",
+                            init_from=str(tiny_prior_path)))
+
+
 def test_a_prior_at_the_wrong_scale_warns_and_the_card_records_it(tiny_prior):
     import numpy as np
 

@@ -6,7 +6,7 @@
 (b) denoising: Tweedie PSNR at t = 800 >= the best linear baseline (Gaussian blur with an
     oracle affine fit, core/training.best_blur_psnr) + 3 dB;
 (c) samples: no saturated unconditional sample among 16, and their mean intensity within 20 %
-    of the phantoms' mean. A sample is *saturated* if more than 5 % of its pixels are white
+    of the phantoms' mean (for a patch prior: of random crops of phantoms at its scale). A sample is *saturated* if more than 5 % of its pixels are white
     (>= 0.98; no phantom of the training distribution has more than 0.2 %) or if it is empty
     (max < 0.1; every phantom has max 1);
 (d) held-out real volume (`heldout-epi`), 15-view CT, 1 % noise: DDS >= least squares + 1.5 dB.
@@ -92,7 +92,13 @@ def gate_samples(prior: Prior, n: int = 16, nfe: int = 50, n_mean: float = 140.0
     if samples is None:
         samples = draw_samples(prior, n=n, nfe=nfe, seed=0)[:, 0].clamp(0, 1).numpy()
     flags = saturated(samples)
-    ref_mean = float(fresh_phantoms(256, samples.shape[-1], n_mean).mean())
+    size = samples.shape[-1]
+    ref = torch.from_numpy(fresh_phantoms(256, max(size, prior.render_size), n_mean))[:, None]
+    if ref.shape[-1] > size:  # a patch prior draws crops of larger phantoms: compare with crops
+        from .core.training import random_patches
+
+        ref = random_patches(ref, size, torch.Generator().manual_seed(GATE_PHANTOM_SEED))
+    ref_mean = float(ref.mean())
     ratio = float(samples.mean()) / ref_mean
     return {"saturated": int(flags.sum()), "of": len(samples),
             "sample_mean": round(float(samples.mean()), 4), "phantom_mean": round(ref_mean, 4),

@@ -469,7 +469,8 @@ class Trainer:
         return float(loss.detach())
 
     def validate(self) -> dict:
-        prior = Prior(self.ema, VPSchedule(), {})
+        # at the run's pixel scale: a patch prior is validated on patches of render_size phantoms
+        prior = Prior(self.ema, VPSchedule(), {"pixel_scale": {"render_size": render_size(self.cfg)}})
         q = denoising_quality(prior, n=64, n_mean=self.cfg.n_mean)
         path = self.out / "validation.csv"
         new = not path.exists()
