@@ -93,7 +93,8 @@ def gate_samples(prior: Prior, n: int = 16, nfe: int = 50, n_mean: float = 140.0
         samples = draw_samples(prior, n=n, nfe=nfe, seed=0)[:, 0].clamp(0, 1).numpy()
     flags = saturated(samples)
     size = samples.shape[-1]
-    ref = torch.from_numpy(fresh_phantoms(256, max(size, prior.render_size), n_mean))[:, None]
+    scale = prior.render_size if prior is not None else size
+    ref = torch.from_numpy(fresh_phantoms(256, max(size, scale), n_mean))[:, None]
     if ref.shape[-1] > size:  # a patch prior draws crops of larger phantoms: compare with crops
         from .core.training import random_patches
 
