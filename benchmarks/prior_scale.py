@@ -131,6 +131,8 @@ def write_md(store: dict) -> None:
         lines.append(f"| {r['n']} × {r['size']}² | {r['prior']} ({scale}) | {r['method']} | "
                      f"{r['tile'] or 'whole'} | {r['psnr']:.2f} | {r['psnr'] - b['admm_tv']:+.2f} | "
                      f"{r['psnr'] - b['fbp']:+.2f} | {r['seconds']:.0f} |")
+    lines += ["", "s: wall seconds of the row, one thread; the rows ran at different loads of the "
+              "shared machine (the ellipses-64 rows beside a training job): compare PSNR, not s."]
     lines += ["", "Baselines: " + "; ".join(
         f"{k.split('|')[1]} × {k.split('|')[0]}²: FBP {v['fbp']:.2f}, ADMM-TV {v['admm_tv']:.2f} dB"
         for k, v in store["baselines"].items()), ""]
