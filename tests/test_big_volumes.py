@@ -43,3 +43,20 @@ def test_a_run_that_cannot_fit_is_refused_before_the_first_step(tiny_prior, monk
     with pytest.raises(ResourceError, match="needs about .* available"):
         next(gen)
     assert torch.is_tensor(m.y)  # the measurement is untouched
+
+
+def test_cli_says_the_estimate_and_refuses_what_does_not_fit(tmp_path, monkeypatch, capsys):
+    from napari_d3ip.cli import main
+
+    out = tmp_path / "r.nii.gz"
+    monkeypatch.setenv("NAPARI_D3IP_MEMORY_LIMIT", str(3e8))
+    code = main(["reconstruct", "--sample", "brain-64", "--operator", "ct", "--views", "15",
+                 "--nfe", "1", "--device", "cpu", "--quiet", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and "needs about" in err and "--batch-slices" in err
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+    monkeypatch.delenv("NAPARI_D3IP_MEMORY_LIMIT")
+    code = main(["reconstruct", "--sample", "brain-64", "--operator", "ct", "--views", "15",
+                 "--solver", "admm-tv", "--tv-iters", "2", "--device", "cpu", "--out", str(out)])
+    text = capsys.readouterr()
+    assert code == 0 and "estimate ≈" in text.out + text.err and "of memory" in text.out + text.err

@@ -6,7 +6,8 @@
 (b) denoising: Tweedie PSNR at t = 800 >= the best linear baseline (Gaussian blur with an
     oracle affine fit, core/training.best_blur_psnr) + 3 dB;
 (c) samples: no saturated unconditional sample among 16, and their mean intensity within 20 %
-    of the phantoms' mean (for a patch prior: of random crops of phantoms at its scale). A sample is *saturated* if more than 5 % of its pixels are white
+    of the phantoms' mean (for a patch prior: of random crops of phantoms at its scale).
+    A sample is *saturated* if more than 5 % of its pixels are white
     (>= 0.98; no phantom of the training distribution has more than 0.2 %) or if it is empty
     (max < 0.1; every phantom has max 1);
 (d) held-out real volume (`heldout-epi`), 15-view CT, 1 % noise: DDS >= least squares + 1.5 dB.

@@ -191,6 +191,28 @@ def describe_run(cfg) -> str:
     return f"loading prior {cfg.prior} on {device}, then {method} for {cfg.nfe} steps"
 
 
+def describe_estimate(m, cfg) -> str:
+    """The prior `auto` chose and the cost model's time and memory, before the run starts
+    (the run itself refuses what would not fit)."""
+    from ..core.prior import resolve_device, resolve_prior_name
+    from ..cost import device_memory, estimate_cost
+    from ..io.files import fmt_bytes
+
+    h, w = m.image_shape
+    parts = [f"{m.n_slices} slices of {h}x{w}"]
+    if cfg.solver != "admm-tv":
+        parts.append(f"prior {resolve_prior_name(cfg.prior, m.image_shape)}"
+                     + (" (auto: nearest pixel scale)" if cfg.prior == "auto" else ""))
+    c = estimate_cost(m, cfg)
+    device = resolve_device(cfg.device)
+    sec = c["seconds"]
+    when = f"{sec:.0f} s" if sec < 90 else f"{sec / 60:.0f} min"
+    parts.append(f"estimate ≈ {when} on a 2-core CPU, ≈ "
+                 f"{fmt_bytes(c['memory_bytes'])} of memory ({fmt_bytes(device_memory(device))} "
+                 f"free on {device})")
+    return "d3ip reconstruct: " + "; ".join(parts)
+
+
 def _cmd(args) -> int:
     from ..io.results import save_result
     from ..pipeline import reconstruct
@@ -205,6 +227,7 @@ def _cmd(args) -> int:
         check_simulation_options(args)
     say(f"d3ip reconstruct: preparing: {describe_source(args)}; {describe_run(cfg)} ...", args.quiet)
     m = load_measurement(args)
+    say(describe_estimate(m, cfg), args.quiet)
     label = cfg.solver if cfg.adapter == "none" else f"{cfg.adapter}+{cfg.solver}"
     try:
         result = run_with_progress(reconstruct(m, cfg), f"{label} {m.operator.kind}", args.quiet)
