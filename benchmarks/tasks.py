@@ -134,8 +134,8 @@ def method_config(method: str, task: Task, *, nfe: int | None = None, iters: int
         name = base
     over = {"solver": solver, "adapter": adapter, "nfe": nfe, "seed": seed, "device": device,
             "batch_slices": batch_slices, **extra}
-    if adapter != "none":
-        over.update(adapt_iters=iters, k_slices=k)
+    if adapter != "none":  # iters/k win only when given (an override in extra must survive)
+        over.update({f: v for f, v in (("adapt_iters", iters), ("k_slices", k)) if v is not None})
     return from_preset(name, **over)
 
 

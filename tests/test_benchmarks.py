@@ -124,3 +124,16 @@ def test_benchmarks_run_as_modules():
         assert "sys.path" not in text, f.name
         if f.stem != "gui_stall":
             importlib.import_module(f"benchmarks.{f.stem}")
+
+
+def test_method_config_keeps_a_study_row_override_of_iters_and_k():
+    """An ablation row's adapt_iters / k_slices must reach the run (they were once reset to the
+    preset's by the iters/k arguments left at None)."""
+    from benchmarks.tasks import TASKS, method_config
+
+    task = TASKS["ct15"]
+    assert method_config("d3ip-base", task, adapt_iters=20).adapt_iters == 20
+    assert method_config("d3ip-base", task, k_slices=12).k_slices == 12
+    assert method_config("d3ip-base", task, iters=3, k=2).adapt_iters == 3
+    preset = method_config("d3ip-base", task)
+    assert (preset.adapt_iters, preset.k_slices) == (10, 6)
