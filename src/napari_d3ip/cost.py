@@ -83,7 +83,7 @@ def estimate_cost(measurement: Measurement, config: RunConfig, prior: Any = None
     cfg = config
     n = measurement.n_slices
     h, w = measurement.image_shape
-    tile = int(getattr(cfg, "tile", 0) or 0)
+    tile = cfg.tile
     units = _net_units(h, w, tile)
     px_cg = h * w / 4096.0
     nfe = cfg.nfe if cfg.solver != "admm-tv" else 0
@@ -102,15 +102,15 @@ def estimate_cost(measurement: Measurement, config: RunConfig, prior: Any = None
         adapt = adapt_steps * cfg.adapt_iters * per_iter * k
     tv = 0.002 * px_cg * n * cfg.tv_iters if cfg.solver == "admm-tv" else 0.0
 
-    channels, params = _prior_width(cfg, (h, w), None if cfg.solver == "admm-tv" else prior)
-    width = channels / REF_CHANNELS
-    overlap_factor = (tile_count(h, tile) * tile_count(w, tile) * _net_pixels(h, w, tile)
-                      / (h * w)) if tile else 1.0
     vol_bytes = n * h * w * 4
     y = measurement.y
     meas_bytes = 4 * y.numel() * y.element_size()  # y, residuals and CG vectors in data space
     parts = {"volumes": 10 * vol_bytes, "measurement": meas_bytes, "runtime": RUNTIME_BYTES}
-    if cfg.solver != "admm-tv":
+    if cfg.solver != "admm-tv":  # no network for ADMM-TV: its prior is not even looked up
+        channels, params = _prior_width(cfg, (h, w), prior)
+        width = channels / REF_CHANNELS
+        overlap_factor = (tile_count(h, tile) * tile_count(w, tile) * _net_pixels(h, w, tile)
+                          / (h * w)) if tile else 1.0
         full = cfg.adapt_params == "full" and cfg.adapter in ("d3ip-base", "d3ip-mbir")
         parts["network"] = params * 4 * (4 if full else 1)  # + grads and AdamW moments
         batch = min(cfg.batch_slices, n)

@@ -213,10 +213,11 @@ def _resolve(name_or_path: str | Path) -> Path:
     return cand
 
 
-def read_card(name_or_path: str | Path) -> dict:
-    """The card of a prior (shipped name or path) without loading its weights: what the cost
-    model and the scale check need (architecture, pixel scale)."""
-    path = _resolve(name_or_path).with_suffix(".json")
+def _card_beside(weights: Path) -> dict:
+    """The JSON card beside a prior's weights file, checked (size, JSON object)."""
+    path = weights.with_suffix(".json")
+    if not path.exists():
+        raise PriorError(f"prior card missing: expected {path} beside {weights.name}")
     check_regular_file(path, "prior card", MAX_CARD_BYTES)
     try:
         card = json.loads(path.read_text())
@@ -225,6 +226,12 @@ def read_card(name_or_path: str | Path) -> dict:
     if not isinstance(card, dict):
         raise PriorError(f"prior card {path} must hold a JSON object")
     return card
+
+
+def read_card(name_or_path: str | Path) -> dict:
+    """The card of a prior (shipped name or path) without loading its weights: what the cost
+    model and the scale check need (architecture, pixel scale)."""
+    return _card_beside(_resolve(name_or_path))
 
 
 def card_scale(card: dict) -> int:
@@ -240,12 +247,12 @@ SCALE_DEFAULTS = ("ellipses-64", "ellipses-128")
 def choose_prior(image_shape: tuple[int, int]) -> tuple[str, str]:
     """The shipped prior whose pixel scale is nearest (in ratio) to the slices', and why."""
     size = max(image_shape)
-    cands = [(abs(math.log(card_scale(read_card(n)) / size)), n) for n in SCALE_DEFAULTS
-             if n in shipped_priors()]
-    if not cands:
+    shipped = shipped_priors()
+    scales = {n: card_scale(read_card(n)) for n in SCALE_DEFAULTS if n in shipped}
+    if not scales:
         raise PriorError("no shipped prior found for 'auto'; pass --prior NAME or a path")
-    _, name = min(cands)
-    scale = card_scale(read_card(name))
+    name = min(scales, key=lambda n: abs(math.log(scales[n] / size)))
+    scale = scales[name]
     return name, (f"slices of {image_shape[0]}x{image_shape[1]}: {name} (trained for "
                   f"{scale}-pixel slices) is the shipped prior nearest in scale")
 
@@ -268,15 +275,7 @@ def load_prior(
     path = _resolve(name_or_path)
     card_path = path.with_suffix(".json")
     check_regular_file(path, "prior weights", MAX_WEIGHTS_BYTES)
-    if not card_path.exists():
-        raise PriorError(f"prior card missing: expected {card_path} beside {path.name}")
-    check_regular_file(card_path, "prior card", MAX_CARD_BYTES)
-    try:
-        card = json.loads(card_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise PriorError(f"prior card {card_path} is not valid JSON: {e}") from e
-    if not isinstance(card, dict):
-        raise PriorError(f"prior card {card_path} must hold a JSON object")
+    card = _card_beside(path)
     if verify and "sha256" in card:
         digest = sha256_file(path)
         if digest != card["sha256"]:

@@ -219,7 +219,7 @@ class UNet(nn.Module):
             raise ValueError(
                 f"UNet expects (N, {self.config.in_channels}, H, W), got {tuple(x.shape)}"
             )
-        tile = int(getattr(self, "tile", 0) or 0)
+        tile = self.tile
         if tile and max(x.shape[-2:]) > tile:
             from .tiling import tiled
 
