@@ -89,6 +89,35 @@ def tiny_prior(folder: Path, size: int) -> Path:
     return Prior(net.eval(), VPSchedule(), {"name": "tiny-test"}).save(folder / "tiny.safetensors")
 
 
+def napari_floor(layers: list[tuple[str, object, object]]) -> dict:
+    """What napari itself costs, without the plugin: a fresh viewer holding the same layers as the
+    plugin's viewer had at its second run, less the last result; the largest stall when that
+    result is added (by `viewer.add_image`, on one event-loop turn) and how long `close()` blocks.
+    The plugin's own stalls can only be judged against this floor."""
+    import napari
+
+    viewer = napari.Viewer(show=True)
+    viewer.window.resize(1600, 1000)
+    *before, last = layers
+    for kind, data, scale in before:
+        getattr(viewer, "add_" + kind.lower())(data, scale=scale)
+    wait_until(lambda: False, 1.0)
+    meter = StallMeter()
+    meter.start("add")
+    wait_until(lambda: False, 0.3)
+    t0 = time.perf_counter()
+    viewer.add_image(last[1], scale=last[2])
+    add_seconds = time.perf_counter() - t0
+    wait_until(lambda: False, 1.0)
+    t1 = time.perf_counter()
+    viewer.close()
+    close_seconds = time.perf_counter() - t1
+    meter.timer.stop()
+    return {"layers": [k for k, _, _ in layers], "add_call_seconds": round(add_seconds, 3),
+            "add_max_stall_seconds": round(meter.max_gap["add"], 3),
+            "close_blocks_seconds": round(close_seconds, 3)}
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--prior", default=None, help="prior name/path (default: tiny random)")
@@ -98,6 +127,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--views", action="store_true", help="open the orthogonal views on Run")
     ap.add_argument("--interval", type=float, default=None, help="seconds between redraws")
     ap.add_argument("--json", default=None)
+    ap.add_argument("--profile", default=None,
+                    help="write cProfiles of the GUI thread during the first run (FILE.first) and the "
+                         "second (FILE)")
     args = ap.parse_args(argv)
     os.environ.setdefault("NAPARI_D3IP_CONFIG_DIR", tempfile.mkdtemp(prefix="d3ip-stall-"))
 
@@ -145,6 +177,12 @@ def main(argv: list[str] | None = None) -> dict:
     meter.start("idle")
     wait_until(lambda: False, 1.0)
 
+    prof = None
+    if args.profile:
+        import cProfile
+
+        prof = cProfile.Profile()
+        prof.enable()
     t0 = time.perf_counter()
     rec.run.button.click()  # synchronous: builds the result layer (and views if asked)
     click_seconds = time.perf_counter() - t0
@@ -152,17 +190,30 @@ def main(argv: list[str] | None = None) -> dict:
     wait_until(lambda: rec.run.state.phase in (Phase.DONE, Phase.FAILED), 900)
     run_seconds = time.perf_counter() - t0
     state = rec.run.state.text()
+    if prof is not None:
+        prof.disable()
+        prof.dump_stats(args.profile + ".first")
     meter.start("after-run")
     wait_until(lambda: False, 1.0)
 
     # a second run, closed mid-run
     rec.nfe.setValue(max(args.nfe * 50, 200))
+    prof = None
+    if args.profile:
+        import cProfile
+
+        prof = cProfile.Profile()
+        prof.enable()
     t2 = time.perf_counter()
     rec.run.button.click()
     click2_seconds = time.perf_counter() - t2
     meter.start("second-run")
     handle = rec.run.handle
     wait_until(lambda: rec.ctx is not None and rec.ctx.steps >= 1, 600)
+    if prof is not None:
+        prof.disable()
+        prof.dump_stats(args.profile)
+    layers = [(type(layer).__name__, np.asarray(layer.data), layer.scale) for layer in viewer.layers]
     meter.start("close")
     t1 = time.perf_counter()
     viewer.close()
@@ -170,6 +221,7 @@ def main(argv: list[str] | None = None) -> dict:
     wait_until(lambda: handle is None or handle.stopped.is_set(), 120)
     stopped_seconds = time.perf_counter() - t1
     meter.timer.stop()
+    floor = napari_floor(layers)
 
     out = {
         "volume": [int(s) for s in data.shape], "prior": Path(prior).stem, "nfe": args.nfe,
@@ -180,6 +232,7 @@ def main(argv: list[str] | None = None) -> dict:
         "stalls_over_100ms": meter.long,
         "close_blocks_seconds": round(close_seconds, 3),
         "worker_stopped_after_close_seconds": round(stopped_seconds, 3),
+        "napari_alone": floor,
         "QT_QPA_PLATFORM": os.environ.get("QT_QPA_PLATFORM", ""),
     }
     print(json.dumps(out, indent=2))
