@@ -137,3 +137,16 @@ def test_method_config_keeps_a_study_row_override_of_iters_and_k():
     assert method_config("d3ip-base", task, iters=3, k=2).adapt_iters == 3
     preset = method_config("d3ip-base", task)
     assert (preset.adapt_iters, preset.k_slices) == (10, 6)
+
+
+def test_best_tv_denoiser_beats_the_noisy_input_and_picks_the_smallest_weight_without_noise():
+    import numpy as np
+    from benchmarks.denoiser_vs_tv import TV_WEIGHTS, best_tv_psnr
+
+    clean = np.zeros((2, 32, 32))
+    clean[:, 8:24, 8:24] = 1.0
+    noisy = clean + 0.1 * np.random.default_rng(0).standard_normal(clean.shape)
+    noisy_psnr = 10 * np.log10(1 / ((noisy.clip(0, 1) - clean) ** 2).mean(axis=(1, 2))).mean()
+    p, w = best_tv_psnr(noisy, clean)
+    assert p > noisy_psnr + 5 and TV_WEIGHTS[0] < w < TV_WEIGHTS[-1]
+    assert best_tv_psnr(clean, clean)[1] == TV_WEIGHTS[0]

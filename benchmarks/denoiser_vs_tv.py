@@ -1,0 +1,115 @@
+"""Is the prior's denoiser better than TV's? (issues #12 and #13: what caps DDS and D3IP here)
+
+DDS ends on the prior's low-noise denoiser (its last steps run at t <= 200), and ADMM-TV is,
+in effect, a TV denoiser inside the same data-consistency loop. If the network denoises
+Ellipses phantoms *worse* than a TV denoiser does, DDS cannot beat ADMM-TV on them, however
+the sampler is tuned, and an adaptation that starts from this network inherits the gap.
+
+For each prior and each t: the same noisy validation phantoms x_t = √ᾱ x0 + √(1−ᾱ) ε
+(`core.training.validation_set`), and three estimates of x0:
+
+* the prior's Tweedie estimate x̂0(x_t, t) (what the samplers use);
+* the best Gaussian blur of x_t/√ᾱ with an oracle affine fit (the gates' linear baseline);
+* TV denoising (Chambolle) of x_t/√ᾱ, with the weight chosen per t by an oracle on a grid
+  (the best the TV prior can do on these images: an upper bound for TV, in TV's favour).
+
+    python -m benchmarks.denoiser_vs_tv --prior ellipses-64 --prior ellipses-64-v [--prior PATH]
+
+Writes benchmarks/denoiser_vs_tv.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+TIMES = (20, 50, 100, 200)  # DDS's last steps; above 200 no TV weight of the grid is best inside it
+TV_WEIGHTS = tuple(float(w) for w in np.geomspace(0.005, 8.0, 17))  # ratio ~1.6; none won at an end
+
+
+def best_tv_psnr(noisy: np.ndarray, clean: np.ndarray) -> tuple[float, float]:
+    """Mean per-image PSNR (data range 1) of the best Chambolle TV weight on the grid."""
+    import torch
+    from skimage.restoration import denoise_tv_chambolle
+
+    from napari_d3ip.core.training import psnr_batch
+
+    best = (-np.inf, 0.0)
+    for w in TV_WEIGHTS:
+        est = np.stack([denoise_tv_chambolle(im, weight=w) for im in noisy]).clip(0, 1)
+        p = psnr_batch(torch.from_numpy(est).float(), torch.from_numpy(clean).float())
+        best = max(best, (p, w))
+    return best
+
+
+def measure(prior, n: int) -> dict[str, dict[str, float]]:
+    import torch
+
+    from napari_d3ip.core.schedule import q_sample
+    from napari_d3ip.core.training import best_blur_psnr, psnr_batch, validation_set
+
+    x0, noise = validation_set(prior.image_size, n, 140.0, render=prior.render_size)
+    out = {}
+    for t in TIMES:
+        ab = prior.schedule.alpha_bar(t)
+        xt = q_sample(x0, noise, ab)
+        with torch.no_grad():
+            est = torch.cat([prior.tweedie(xt[i:i + 16], t) for i in range(0, n, 16)])
+        clean = x0[:, 0].numpy()
+        tweedie = psnr_batch(est.clamp(0, 1), x0)
+        blur, _ = best_blur_psnr(xt / ab**0.5, x0)
+        tv, w = best_tv_psnr((xt / ab**0.5)[:, 0].numpy(), clean)
+        out[str(t)] = {"tweedie_psnr": round(tweedie, 3), "blur_psnr": round(float(blur), 3),
+                       "tv_psnr": round(tv, 3), "tv_weight": w}
+    return out
+
+
+def render(results: dict, machine: str, command: str) -> str:
+    lines = ["# Denoiser vs TV (issues #12, #13)", "",
+             "Made by `" + command + "` (" + machine + "). Per-image PSNR (dB, data range 1) of "
+             "x0 estimated from the same noisy validation phantoms; TV = Chambolle with the best "
+             "weight of a grid (an oracle, in TV's favour). Δ = network − TV.", "",
+             "| prior | t | network (Tweedie) | best blur | best TV | Δ network − TV |",
+             "|---|---|---|---|---|---|"]
+    for name, res in results.items():
+        for t, r in res.items():
+            lines.append(f"| {name} | {t} | {r['tweedie_psnr']:.2f} | {r['blur_psnr']:.2f} | "
+                         f"{r['tv_psnr']:.2f} (w {r['tv_weight']:.3g}) | "
+                         f"{r['tweedie_psnr'] - r['tv_psnr']:+.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--prior", action="append", default=None, help="shipped name or path (repeatable)")
+    ap.add_argument("--n", type=int, default=32, help="validation phantoms")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--out", default=str(HERE / "denoiser_vs_tv"), help="path stem of .json/.md")
+    args = ap.parse_args(argv)
+    import torch
+
+    from napari_d3ip import load_prior
+    from napari_d3ip.core.precision import describe_machine
+
+    torch.set_num_threads(args.threads)
+    machine = describe_machine()
+    results = {}
+    for name in args.prior or ["ellipses-64"]:
+        prior = load_prior(name, device="cpu")
+        results[prior.name] = measure(prior, args.n)
+        print(prior.name, json.dumps(results[prior.name]), flush=True)
+    command = "python -m benchmarks.denoiser_vs_tv " + " ".join(argv if argv is not None else sys.argv[1:])
+    stem = Path(args.out)
+    stem.with_suffix(".json").write_text(json.dumps({"machine": machine, "command": command,
+                                                     "results": results}, indent=1) + "\n")
+    stem.with_suffix(".md").write_text(render(results, machine, command), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
