@@ -150,3 +150,15 @@ def test_best_tv_denoiser_beats_the_noisy_input_and_picks_the_smallest_weight_wi
     p, w = best_tv_psnr(noisy, clean)
     assert p > noisy_psnr + 5 and TV_WEIGHTS[0] < w < TV_WEIGHTS[-1]
     assert best_tv_psnr(clean, clean)[1] == TV_WEIGHTS[0]
+
+
+def test_prior_trajectory_table_reads_the_psnr_at_the_first_step_at_or_below_each_mark():
+    from benchmarks.prior_trajectory import render
+
+    steps = [(t, t / 100.0) for t in range(980, -1, -40)]  # psnr = t/100 at each step
+    late = [(t, 1.0) for t in range(400, -1, -40)]
+    md = render([{"task": "ct15", "prior": "p", "t_start": 980, "final_psnr": 9.0, "steps": steps},
+                 {"task": "ct15", "prior": "p", "t_start": 400, "final_psnr": 1.0, "steps": late}],
+                "m", "cmd")
+    assert "| p | 980 | **9.00** | 9.40 / 7.00 / 4.60 / 2.20 / 1.00 |" in md
+    assert "| p | 400 | **1.00** | — / — / — / 1.00 / 1.00 |" in md
