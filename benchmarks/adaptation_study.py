@@ -88,7 +88,9 @@ def render(rows: list[dict]) -> str:
 
     lines = ["# Adaptation study (issue #13)", "", "Rebuilt by `benchmarks/adaptation_study.py` from "
              "`adaptation_study.json`. PSNR (dB) / SSIM, per-slice mean over the 16 central slices; "
-             "Δ = row − DDS on the same prior, task and seeds; s = wall seconds (1 thread).", ""]
+             "Δ = row − DDS on the same prior, task and seeds; s = wall seconds (1 thread; "
+             "rows ran beside other jobs on a 2-core machine, some while paused for GUI timings "
+             "(rank 16: 1419 s), so compare costs by counted passes, not by these seconds).", ""]
     tables = defaultdict(list)
     for r in rows:
         tables[(r["prior"], r["volume"], r["nfe"])].append(r)
