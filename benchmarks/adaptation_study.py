@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -72,10 +73,16 @@ def load_store() -> list[dict]:
     return json.loads(STORE.read_text(encoding="utf-8"))["rows"] if STORE.exists() else []
 
 
-def save_store(rows: list[dict], machine: str) -> None:
-    tmp = STORE.with_suffix(".json.tmp")
+def save_store(rows: list[dict], machine: str) -> list[dict]:
+    """Write `rows` merged with what is on disk now (another study process may have added rows
+    since this one started: they are kept); returns the merged rows."""
+    merged = {key(r): r for r in load_store()}
+    merged.update({key(r): r for r in rows})
+    rows = list(merged.values())
+    tmp = STORE.with_suffix(f".json.{os.getpid()}.tmp")
     tmp.write_text(json.dumps({"machine": machine, "rows": rows}, indent=1) + "\n", encoding="utf-8")
     tmp.replace(STORE)
+    return rows
 
 
 def key(r: dict) -> tuple:
@@ -180,7 +187,7 @@ def main(argv=None) -> int:
                               f"{r.get('psnr')} dB, {r['wall_seconds']:.0f} s [{r['status']}]", flush=True)
                         rows.append(entry)
                         done.add(k)
-                        save_store(rows, machine)
+                        rows = save_store(rows, machine)
                         (HERE / "adaptation_study.md").write_text(render(rows), encoding="utf-8")
     return 0
 

@@ -162,3 +162,15 @@ def test_prior_trajectory_table_reads_the_psnr_at_the_first_step_at_or_below_eac
                 "m", "cmd")
     assert "| p | 980 | **9.00** | 9.40 / 7.00 / 4.60 / 2.20 / 1.00 |" in md
     assert "| p | 400 | **1.00** | — / — / — / 1.00 / 1.00 |" in md
+
+
+def test_study_store_keeps_rows_another_process_saved_meanwhile(tmp_path, monkeypatch):
+    import benchmarks.adaptation_study as study
+
+    monkeypatch.setattr(study, "STORE", tmp_path / "store.json")
+    row = {"prior": "p", "volume": "v", "task": "t", "nfe": 25, "seed": 0}
+    mine = [{**row, "row": "mine"}]
+    study.save_store([{**row, "row": "theirs"}], "m")  # the other process, after mine loaded
+    merged = study.save_store(mine, "m")
+    assert sorted(r["row"] for r in merged) == ["mine", "theirs"]
+    assert sorted(r["row"] for r in study.load_store()) == ["mine", "theirs"]
