@@ -47,8 +47,10 @@ METHODS: dict[str, tuple[str, str, str]] = {
     "d3ip-base": ("D3IP-base", "dds", "d3ip-base"),
     "d3ip-mbir": ("D3IP-mbir", "mbir", "d3ip-mbir"),
     "d3ip-meta": ("D3IP-meta", "dds", "d3ip-meta"),
+    # the task's "-study" preset (sv-ct-study, mri3d-study): the adaptation study's best
+    "d3ip-study": ("D3IP-base (study preset)", "dds", "d3ip-base"),
 }
-D3IP = ("d3ip-base", "d3ip-mbir", "d3ip-meta")
+D3IP = ("d3ip-base", "d3ip-mbir", "d3ip-meta", "d3ip-study")
 
 # ALGORITHM.md section 8: the paper's Table 2 (256^3, ellipse prior, OOD), PSNR / SSIM;
 # DDNM and DPS rows from the same table in ../shared/paper/ddip3d_paper.txt
@@ -124,13 +126,18 @@ def method_config(method: str, task: Task, *, nfe: int | None = None, iters: int
 
     _, solver, adapter = METHODS[method]
     base = task.preset
-    if adapter == "d3ip-base":
+    if method == "d3ip-study":
+        name = f"{base}-study"
+    elif adapter == "d3ip-base":
         name = base
     elif adapter == "none":
         name = f"{base}-dds"
     else:
         name = f"{base}-{adapter}"
     if name not in presets():
+        if method == "d3ip-study":
+            raise SystemExit(f"no study preset {name!r} for this task; there are "
+                             f"{', '.join(p for p in presets() if p.endswith('-study'))}")
         name = base
     over = {"solver": solver, "adapter": adapter, "nfe": nfe, "seed": seed, "device": device,
             "batch_slices": batch_slices, **extra}

@@ -174,3 +174,17 @@ def test_study_store_keeps_rows_another_process_saved_meanwhile(tmp_path, monkey
     merged = study.save_store(mine, "m")
     assert sorted(r["row"] for r in merged) == ["mine", "theirs"]
     assert sorted(r["row"] for r in study.load_store()) == ["mine", "theirs"]
+
+
+def test_d3ip_study_method_runs_the_tasks_study_preset_and_refuses_a_task_without_one():
+    import pytest
+
+    from benchmarks.tasks import TASKS, method_config
+    from napari_d3ip.config import from_preset
+
+    assert method_config("d3ip-study", TASKS["ct15"]) == from_preset(
+        "sv-ct-study", solver="dds", adapter="d3ip-base", nfe=None, seed=0, device="cpu",
+        batch_slices=None)
+    assert method_config("d3ip-study", TASKS["mri-r8"]).window_hi == 500
+    with pytest.raises(SystemExit, match="no study preset"):
+        method_config("d3ip-study", TASKS["mc-x4"])
