@@ -178,8 +178,8 @@ def test_study_store_keeps_rows_another_process_saved_meanwhile(tmp_path, monkey
 
 def test_d3ip_study_method_runs_the_tasks_study_preset_and_refuses_a_task_without_one():
     import pytest
-
     from benchmarks.tasks import TASKS, method_config
+
     from napari_d3ip.config import from_preset
 
     assert method_config("d3ip-study", TASKS["ct15"]) == from_preset(
