@@ -43,7 +43,9 @@ def render(rows: list[dict], machine: str, command: str) -> str:
             for want in (960, 720, 480, 240, 120):
                 near = [p for t, p in r["steps"] if t <= want]
                 marks.append(f"{near[0]:.2f}" if near and r["t_start"] >= want else "—")
-            out.append(f"| {r['prior']} | {r['t_start']} | **{r['final_psnr']:.2f}** | "
+            name = (f"{r['prior']} ({r['training_steps']} steps)" if r.get("training_steps")
+                    else r["prior"])
+            out.append(f"| {name} | {r['t_start']} | **{r['final_psnr']:.2f}** | "
                        + " / ".join(marks) + " |")
         out.append("")
     return "\n".join(out)
@@ -74,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
             for ts in (int(s) for s in args.t_start.split(",")):
                 cfg = method_config("dds", TASKS[task_name], nfe=args.nfe, seed=0, t_start=ts)
                 r = {"task": task_name, "prior": prior.name, "t_start": ts,
+                     "training_steps": (prior.card.get("training") or {}).get("steps"),
                      **trajectory(m, cfg, prior, vol)}
                 print(task_name, prior.name, ts, r["final_psnr"], flush=True)
                 rows.append(r)

@@ -157,10 +157,11 @@ def test_prior_trajectory_table_reads_the_psnr_at_the_first_step_at_or_below_eac
 
     steps = [(t, t / 100.0) for t in range(980, -1, -40)]  # psnr = t/100 at each step
     late = [(t, 1.0) for t in range(400, -1, -40)]
-    md = render([{"task": "ct15", "prior": "p", "t_start": 980, "final_psnr": 9.0, "steps": steps},
+    md = render([{"task": "ct15", "prior": "p", "t_start": 980, "final_psnr": 9.0, "steps": steps,
+                  "training_steps": 123},
                  {"task": "ct15", "prior": "p", "t_start": 400, "final_psnr": 1.0, "steps": late}],
                 "m", "cmd")
-    assert "| p | 980 | **9.00** | 9.40 / 7.00 / 4.60 / 2.20 / 1.00 |" in md
+    assert "| p (123 steps) | 980 | **9.00** | 9.40 / 7.00 / 4.60 / 2.20 / 1.00 |" in md
     assert "| p | 400 | **1.00** | — / — / — / 1.00 / 1.00 |" in md
 
 
