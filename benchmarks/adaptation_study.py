@@ -21,13 +21,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shlex
 import sys
 from pathlib import Path
 
 import torch
 
 from .measure import run_method, set_threads
+from .store import command_line
 from .tasks import TASKS, load_volume, method_config, simulate_task
 
 HERE = Path(__file__).resolve().parent
@@ -155,7 +155,7 @@ def main(argv=None) -> int:
         (HERE / "adaptation_study.md").write_text(render(rows), encoding="utf-8")
         return 0
     done = {key(r) for r in rows}
-    command = "python -m benchmarks.adaptation_study " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+    command = command_line("adaptation_study", argv)
     groups = [g.strip() for g in args.groups.split(",") if g.strip()]
     bad = [g for g in groups if g not in GROUPS]
     if bad:

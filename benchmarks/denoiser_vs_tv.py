@@ -93,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     import torch
 
+    from benchmarks.store import command_line, write_report
     from napari_d3ip import load_prior
     from napari_d3ip.core.precision import describe_machine
 
@@ -103,11 +104,9 @@ def main(argv: list[str] | None = None) -> int:
         prior = load_prior(name, device="cpu")
         results[prior.name] = measure(prior, args.n)
         print(prior.name, json.dumps(results[prior.name]), flush=True)
-    command = "python -m benchmarks.denoiser_vs_tv " + " ".join(argv if argv is not None else sys.argv[1:])
-    stem = Path(args.out)
-    stem.with_suffix(".json").write_text(json.dumps({"machine": machine, "command": command,
-                                                     "results": results}, indent=1) + "\n")
-    stem.with_suffix(".md").write_text(render(results, machine, command), encoding="utf-8")
+    command = command_line("denoiser_vs_tv", argv)
+    write_report(Path(args.out), {"machine": machine, "command": command, "results": results},
+                 render(results, machine, command))
     return 0
 
 

@@ -14,7 +14,6 @@ Writes benchmarks/prior_trajectory.{json,md}.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -62,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     import torch
 
+    from benchmarks.store import command_line, write_report
     from benchmarks.tasks import TASKS, load_volume, method_config, simulate_task
     from napari_d3ip import load_prior
     from napari_d3ip.core.precision import describe_machine
@@ -81,11 +81,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(task_name, prior.name, ts, r["final_psnr"], flush=True)
                 rows.append(r)
     machine = describe_machine()
-    command = "python -m benchmarks.prior_trajectory " + " ".join(argv if argv is not None else sys.argv[1:])
-    stem = Path(args.out)
-    stem.with_suffix(".json").write_text(json.dumps({"machine": machine, "command": command,
-                                                     "rows": rows}, indent=1) + "\n")
-    stem.with_suffix(".md").write_text(render(rows, machine, command), encoding="utf-8")
+    command = command_line("prior_trajectory", argv)
+    write_report(Path(args.out), {"machine": machine, "command": command, "rows": rows},
+                 render(rows, machine, command))
     return 0
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +40,22 @@ def save_section(path: Path, label: str, section: dict[str, Any]) -> dict[str, A
     tmp.write_text(json.dumps(store, indent=1, default=json_value) + "\n", encoding="utf-8")
     os.replace(tmp, path)
     return store
+
+
+def command_line(module: str, argv: list[str] | None) -> str:
+    """How a benchmark was run, for its report: `python -m benchmarks.<module> <args>`."""
+    args = sys.argv[1:] if argv is None else argv
+    return f"python -m benchmarks.{module} " + " ".join(shlex.quote(a) for a in args)
+
+
+def write_report(stem: Path, payload: dict[str, Any], markdown: str) -> None:
+    """A stand-alone benchmark's results: `<stem>.json` (the raw rows) and `<stem>.md` (the
+    table), each replaced atomically."""
+    for path, text in ((stem.with_suffix(".json"), json.dumps(payload, indent=1) + "\n"),
+                       (stem.with_suffix(".md"), markdown)):
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
 
 
 def json_value(obj: Any) -> Any:

@@ -189,3 +189,15 @@ def test_d3ip_study_method_runs_the_tasks_study_preset_and_refuses_a_task_withou
     assert method_config("d3ip-study", TASKS["mri-r8"]).window_hi == 500
     with pytest.raises(SystemExit, match="no study preset"):
         method_config("d3ip-study", TASKS["mc-x4"])
+
+
+def test_report_of_a_standalone_benchmark_names_its_command_and_writes_both_files(tmp_path):
+    import json
+
+    from benchmarks.store import command_line, write_report
+
+    assert command_line("x", ["--prior", "a b"]) == "python -m benchmarks.x --prior 'a b'"
+    write_report(tmp_path / "r", {"rows": [1]}, "# table\n")
+    assert json.loads((tmp_path / "r.json").read_text()) == {"rows": [1]}
+    assert (tmp_path / "r.md").read_text() == "# table\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.json", "r.md"]  # no temporaries left
