@@ -20,6 +20,8 @@ real job. Needs a display (Xvfb: ``xvfb-run -a python -m benchmarks.gui_stall``)
 from __future__ import annotations
 
 import argparse
+import contextlib
+import gc
 import json
 import os
 import sys
@@ -42,6 +44,24 @@ class StallMeter:
         self.timer = QTimer()
         self.timer.setInterval(period_ms)
         self.timer.timeout.connect(self._tick)
+        #: full (generation 2) collections of Python's cyclic GC per phase, in seconds: the
+        #: GIL is held throughout, so each is a stall of the GUI thread whatever thread ran it
+        self.gc_full: dict[str, list[float]] = {}
+        self._gc_t0 = 0.0
+        gc.callbacks.append(self._on_gc)
+
+    def _on_gc(self, event: str, info: dict) -> None:
+        if info.get("generation") != 2:
+            return
+        if event == "start":
+            self._gc_t0 = time.perf_counter()
+        else:
+            self.gc_full.setdefault(self.phase, []).append(round(time.perf_counter() - self._gc_t0, 3))
+
+    def stop(self) -> None:
+        self.timer.stop()
+        with contextlib.suppress(ValueError):
+            gc.callbacks.remove(self._on_gc)
 
     def start(self, phase: str) -> None:
         self.phase = phase
@@ -112,10 +132,10 @@ def napari_floor(layers: list[tuple[str, object, object]]) -> dict:
     t1 = time.perf_counter()
     viewer.close()
     close_seconds = time.perf_counter() - t1
-    meter.timer.stop()
+    meter.stop()
     return {"layers": [k for k, _, _ in layers], "add_call_seconds": round(add_seconds, 3),
             "add_max_stall_seconds": round(meter.max_gap["add"], 3),
-            "close_blocks_seconds": round(close_seconds, 3)}
+            "close_blocks_seconds": round(close_seconds, 3), "gc_full_collections_seconds": meter.gc_full}
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -220,7 +240,7 @@ def main(argv: list[str] | None = None) -> dict:
     close_seconds = time.perf_counter() - t1
     wait_until(lambda: handle is None or handle.stopped.is_set(), 120)
     stopped_seconds = time.perf_counter() - t1
-    meter.timer.stop()
+    meter.stop()
     floor = napari_floor(layers)
 
     out = {
@@ -230,6 +250,7 @@ def main(argv: list[str] | None = None) -> dict:
         "second_run_click_seconds": round(click2_seconds, 3),
         "max_stall_seconds": {k: round(v, 3) for k, v in meter.max_gap.items()},
         "stalls_over_100ms": meter.long,
+        "gc_full_collections_seconds": meter.gc_full,
         "close_blocks_seconds": round(close_seconds, 3),
         "worker_stopped_after_close_seconds": round(stopped_seconds, 3),
         "napari_alone": floor,

@@ -79,3 +79,27 @@ def test_deferred_worker_start(make_napari_viewer_proxy):
     bar.begin(late, "again", 5, start=False)
     bar.shutdown()  # closed before its layer was built
     assert not bar.start_worker() and not late.started
+
+
+def test_a_live_run_holds_the_gc_freeze_and_every_ending_releases_it(make_napari_viewer_proxy,
+                                                                      qtbot):
+    """begin holds it (gc_hold); end, fail and shutdown give it back (shutdown on the next
+    event-loop turn, after napari's teardown)."""
+    import gc
+
+    from napari_d3ip.widgets import gc_hold
+
+    viewer = make_napari_viewer_proxy()
+    _owner, bar, _dock = _docked_bar(viewer)
+    for ending in ("end", "fail", "shutdown"):
+        bar.begin(FakeHandle(), "running", 5)
+        assert gc_hold.holders() == 1 and gc.get_freeze_count() > 0
+        if ending == "end":
+            bar.end("done")
+        elif ending == "fail":
+            bar.fail("broken")
+        else:
+            bar.shutdown()
+            assert gc_hold.holders() == 1  # not yet: napari's close still collects
+        qtbot.waitUntil(lambda: gc_hold.holders() == 0, timeout=2000)
+        assert gc.get_freeze_count() == 0, ending

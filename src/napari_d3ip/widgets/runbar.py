@@ -26,6 +26,7 @@ from qtpy.QtWidgets import (
 )
 
 from .common import notify_error
+from .gc_hold import Hold
 from .state import Phase, RunState
 from .workers import RunHandle
 
@@ -140,6 +141,7 @@ class RunBar(QWidget):
         self._owner: weakref.ref | None = None
         self._dock: tuple[weakref.ref, Any] | None = None  # (dock, its destroyed slot)
         self._worker_started = False
+        self._gc: Hold | None = None  # the run's hold on the GC freeze (gc_hold)
 
     # -- button --------------------------------------------------------------------------
     def _on_button(self) -> None:
@@ -169,6 +171,7 @@ class RunBar(QWidget):
             if dock is None:
                 return
             me = weakref.ref(self)
+            hold = self._gc
 
             def on_destroyed(*_: Any) -> None:
                 # the dock is mid-destruction (and this bar with it when the whole window
@@ -180,6 +183,8 @@ class RunBar(QWidget):
                 with contextlib.suppress(Exception):
                     handle.stop(0.0)
                 QTimer.singleShot(0, lambda: _shutdown_later(me))
+                if hold is not None:  # after napari's teardown (its collections stay cheap)
+                    QTimer.singleShot(0, lambda: hold.release())
 
             dock.destroyed.connect(on_destroyed)
             self._dock = (weakref.ref(dock), on_destroyed)
@@ -220,6 +225,8 @@ class RunBar(QWidget):
         under software rendering), i.e. it would slow down the run it is reporting on.
         """
         self.handle = handle
+        self._release_gc()
+        self._gc = Hold()  # no full GC pass over what existed before the run (gc_hold)
         self._started_at = self._step_at = time.monotonic()
         self._eta, self._k, self._n = None, 0, max(int(total), 1)
         self.state.start(message)
@@ -312,6 +319,7 @@ class RunBar(QWidget):
         self._close_pbar(failed=False, cancelled=cancelled)
         self._unwatch_dock()
         self.handle = None
+        self._release_gc()
 
     def fail(self, message: str, exc: BaseException | None = None) -> None:
         """The worker raised: Failed state, and a napari notification when `exc` is given."""
@@ -325,6 +333,7 @@ class RunBar(QWidget):
         self._close_pbar(failed=True)
         self._unwatch_dock()
         self.handle = None
+        self._release_gc()
 
     def shutdown(self, timeout: float = 0.0) -> None:
         """Viewer closing / dock closed: cancel the worker at once and do not wait for it
@@ -340,6 +349,19 @@ class RunBar(QWidget):
                 if self.state.active:
                     self.state.finish("cancelled: the window or the dock was closed")
         self._close_pbar(failed=False, cancelled=True)
+        self._release_gc(later=True)
+
+    def _release_gc(self, later: bool = False) -> None:
+        """End this bar's hold on the GC freeze; `later`: on the next event-loop turn, so that
+        the collections napari makes while it tears the window down still skip the frozen
+        objects (a plain function: the bar may be gone by then)."""
+        hold, self._gc = self._gc, None
+        if hold is None:
+            return
+        if later:  # a lambda: PyQt keeps a bound method's object only weakly
+            QTimer.singleShot(0, lambda: hold.release())
+        else:
+            hold.release()
 
     # -- rendering -----------------------------------------------------------------------
     def _render(self, state: RunState) -> None:
