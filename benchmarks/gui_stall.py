@@ -10,6 +10,11 @@ that is the longest time the window could not repaint or react. Measured phases:
 * ``close``: a second run, the viewer closed after its first update: how long ``close()``
   blocks, and how long until the worker has really stopped.
 
+Every full (generation-2) pass of Python's cyclic garbage collector is recorded with its phase
+(``gc_full_collections_seconds``): it holds the interpreter lock, so it stalls the GUI thread
+whichever thread triggers it (napari's own `gc.collect()` on a layer removal included). These
+were the second run's and the close's excess over napari's floor (``widgets/gc_hold.py``).
+
 Defaults are small (8 slices of 32², the tiny random test prior, 8 steps) so that this runs in
 a minute on a busy 2-core machine; ``--prior ellipses-64 --size 64 --slices 64`` measures the
 real job. Needs a display (Xvfb: ``xvfb-run -a python -m benchmarks.gui_stall``).

@@ -124,11 +124,16 @@ def test_full_run_streams_and_saves(setup, qtbot, tmp_path):
     n_data_events = []
     viewer.layers.events.inserted.connect(
         lambda e: e.value.events.data.connect(lambda _: n_data_events.append(1)))
+    from napari_d3ip.widgets import gc_hold
+
+    assert gc_hold.holders() == 0  # the simulation's hold ended with it
     rec.run.button.click()
     assert rec.run.button.text() == "Cancel"
+    assert gc_hold.holders() == 1  # no full GC pass over the older objects while it runs
     # switching the picker mid-run must not affect the run (it is bound to its layers)
     viewer.layers.selection.active = viewer.layers["vol"]
     qtbot.waitUntil(lambda: rec.run.state.phase is Phase.DONE, timeout=TIMEOUT)
+    assert gc_hold.holders() == 0
     ctx = rec.ctx
     layer = ctx.layer
     assert ctx.images >= 3 and len(n_data_events) >= 2  # created once, then updated

@@ -28,6 +28,7 @@ from qtpy.QtWidgets import (
 
 from .. import _layers as napari_layers
 from .common import error_text, notify_error, scrolling_layout
+from .gc_hold import Hold
 from .state import ParamStore
 from .workers import Prepared, function_worker, read_prepared, simulate_prepared
 
@@ -58,6 +59,7 @@ class DataWidget(QWidget):
 
         self.store = ParamStore("data", defaults())
         self.worker: Any = None
+        self._gc: Hold | None = None
         self.added: list[Any] = []  # layers added by the last simulate/open
         self._images: list[Any] = []
 
@@ -259,6 +261,7 @@ class DataWidget(QWidget):
 
     def _start(self, w: Any) -> Any:
         self.worker = w
+        self._gc = Hold()  # no full GC pass over the older objects until it ends (gc_hold)
         w.returned.connect(self._on_prepared)
         w.errored.connect(self._on_error)
         w.finished.connect(self._on_finished)
@@ -279,5 +282,8 @@ class DataWidget(QWidget):
 
     def _on_finished(self) -> None:
         self.worker = None
+        hold, self._gc = self._gc, None
+        if hold is not None:
+            hold.release()
         self.simulate_btn.setEnabled(True)
         self.open_btn.setEnabled(True)
