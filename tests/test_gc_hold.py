@@ -78,3 +78,22 @@ def test_a_hold_dropped_without_release_gives_the_freeze_back():
     assert gc_hold.holders() == 1
     del hold
     assert gc_hold.holders() == 0 and gc.get_freeze_count() == 0
+
+
+def test_thaw_lets_one_collection_see_everything_then_refreeze():
+    gc_hold.thaw()  # not held: nothing to do
+    assert gc.get_freeze_count() == 0
+    hold = gc_hold.Hold()
+    old = _cycle()  # made during the run, frozen by the next freeze
+    gc_hold.refreeze()  # not thawed: nothing to do
+    older = _cycle()
+    gc_hold.thaw()
+    assert gc.get_freeze_count() == 0 and gc_hold.holders() == 1
+    gc.collect()  # a layer removal's collection (napari frees the layer's GPU objects)
+    assert old() is None and older() is None
+    gc_hold.refreeze()
+    assert gc.get_freeze_count() > 0
+    gc_hold.thaw()
+    hold.release()  # ends while thawed
+    gc_hold.refreeze()  # the timer fires after the run ended: must not freeze again
+    assert gc.get_freeze_count() == 0 and gc_hold.holders() == 0

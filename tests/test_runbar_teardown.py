@@ -103,3 +103,28 @@ def test_a_live_run_holds_the_gc_freeze_and_every_ending_releases_it(make_napari
             assert gc_hold.holders() == 1  # not yet: napari's close still collects
         qtbot.waitUntil(lambda: gc_hold.holders() == 0, timeout=2000)
         assert gc.get_freeze_count() == 0, ending
+
+
+def test_a_layer_removal_during_a_run_collects_with_nothing_frozen(make_napari_viewer_proxy,
+                                                                    qtbot):
+    """napari collects after a removal to free that layer's GPU objects at once: during a run
+    that collection must see every object; the freeze comes back on the next turn."""
+    import gc
+
+    import numpy as np
+
+    from napari_d3ip.widgets import gc_hold
+
+    viewer = make_napari_viewer_proxy()
+    _owner, bar, _dock = _docked_bar(viewer)
+    layer = viewer.add_image(np.zeros((4, 8, 8), np.float32))
+    seen = []
+    viewer.layers.events.removed.connect(lambda e: seen.append(gc.get_freeze_count()),
+                                         position="last")
+    bar.begin(FakeHandle(), "running", 5)
+    assert gc.get_freeze_count() > 0
+    viewer.layers.remove(layer)
+    assert seen == [0]
+    qtbot.waitUntil(lambda: gc.get_freeze_count() > 0, timeout=2000)
+    bar.end("done")
+    assert gc.get_freeze_count() == 0 and gc_hold.holders() == 0

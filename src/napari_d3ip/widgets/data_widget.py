@@ -28,7 +28,7 @@ from qtpy.QtWidgets import (
 
 from .. import _layers as napari_layers
 from .common import error_text, notify_error, scrolling_layout
-from .gc_hold import Hold
+from .gc_hold import Hold, watch_removals
 from .state import ParamStore
 from .workers import Prepared, function_worker, read_prepared, simulate_prepared
 
@@ -60,6 +60,7 @@ class DataWidget(QWidget):
         self.store = ParamStore("data", defaults())
         self.worker: Any = None
         self._gc: Hold | None = None
+        watch_removals(napari_viewer)
         self.added: list[Any] = []  # layers added by the last simulate/open
         self._images: list[Any] = []
 

@@ -14,16 +14,25 @@ made since. When the last live run ends they are unfrozen (`gc.unfreeze()`), so 
 longer than it would have: garbage that appeared meanwhile is found by the next collection, as
 without the plugin. If something else in the process froze objects before (a fork server),
 this module does nothing at all: it would unfreeze what it did not freeze.
+
+One collection must see everything: napari collects right after a layer is removed, to free
+that layer's GPU resources at once (a fix for some Windows OpenGL drivers). The widgets call
+`thaw()` when a layer is about to be removed during a run and `refreeze()` on the next turn of
+the event loop, so that collection walks the whole heap as napari means it to (and a closing
+viewer, which removes every layer, costs what it costs without the plugin).
 """
 
 from __future__ import annotations
 
 import gc
 import threading
+import weakref
+from typing import Any
 
 _lock = threading.Lock()
 _holders = 0
 _ours = False  # True while the permanent generation is this module's
+_thawed = False  # held, but unfrozen until `refreeze()` (a layer removal's collection)
 
 
 class Hold:
@@ -51,20 +60,66 @@ def _acquire() -> None:
     global _holders, _ours
     with _lock:
         _holders += 1
+        if _thawed:
+            return  # `refreeze()` freezes for this run too
         if _ours or gc.get_freeze_count() == 0:  # also what an earlier live run has made
             gc.freeze()
             _ours = True
 
 
 def _release() -> None:
-    global _holders, _ours
+    global _holders, _ours, _thawed
     with _lock:
         _holders = max(_holders - 1, 0)
-        if _holders == 0 and _ours:
-            _ours = False
+        if _holders == 0 and (_ours or _thawed):
+            if _ours:
+                gc.unfreeze()
+            _ours = _thawed = False
+
+
+def thaw() -> None:
+    """Unfreeze until `refreeze()`, so the next collection sees every object (napari's
+    collection after a layer removal frees that layer's GPU resources). No-op when not held."""
+    global _ours, _thawed
+    with _lock:
+        if _ours:
             gc.unfreeze()
+            _ours, _thawed = False, True
+
+
+def refreeze() -> None:
+    """Freeze again after `thaw()`, if runs still hold it (else nothing)."""
+    global _ours, _thawed
+    with _lock:
+        if _thawed and _holders > 0 and gc.get_freeze_count() == 0:
+            gc.freeze()
+            _ours = True
+        _thawed = False
 
 
 def holders() -> int:
     """How many runs hold the freeze now (for tests and diagnostics)."""
     return _holders
+
+
+_watched: weakref.WeakSet = weakref.WeakSet()
+
+
+def watch_removals(viewer: Any) -> None:
+    """Thaw for every layer removal in `viewer` while a run holds the freeze, and freeze again
+    on the next event-loop turn (after napari's collection, batched ones included). Once per
+    viewer; public napari API (`viewer.layers.events.removing`)."""
+    layers = getattr(viewer, "layers", None)
+    if layers is None or layers in _watched:
+        return
+    _watched.add(layers)
+    layers.events.removing.connect(_on_removing)
+
+
+def _on_removing(_event: Any = None) -> None:
+    if _holders == 0:
+        return
+    thaw()
+    from qtpy.QtCore import QTimer
+
+    QTimer.singleShot(0, refreeze)  # a plain function: kept by Qt until it runs

@@ -26,7 +26,7 @@ from qtpy.QtWidgets import (
 )
 
 from .common import notify_error
-from .gc_hold import Hold
+from .gc_hold import Hold, watch_removals
 from .state import Phase, RunState
 from .workers import RunHandle
 
@@ -142,6 +142,7 @@ class RunBar(QWidget):
         self._dock: tuple[weakref.ref, Any] | None = None  # (dock, its destroyed slot)
         self._worker_started = False
         self._gc: Hold | None = None  # the run's hold on the GC freeze (gc_hold)
+        watch_removals(viewer)  # a layer removal's collection still sees every object
 
     # -- button --------------------------------------------------------------------------
     def _on_button(self) -> None:
