@@ -201,3 +201,21 @@ def test_report_of_a_standalone_benchmark_names_its_command_and_writes_both_file
     assert json.loads((tmp_path / "r.json").read_text()) == {"rows": [1]}
     assert (tmp_path / "r.md").read_text() == "# table\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.json", "r.md"]  # no temporaries left
+
+
+@pytest.mark.gui
+def test_stall_meter_records_every_full_gc_pass_in_its_phase(qtbot):
+    """gui_stall's GC record: a full pass lands in the phase it ran in, and none after stop()."""
+    import gc
+
+    from benchmarks.gui_stall import StallMeter
+
+    meter = StallMeter()
+    meter.start("before")
+    meter.start("during")
+    gc.collect(1)  # not a full pass
+    gc.collect()
+    meter.stop()
+    gc.collect()
+    assert list(meter.gc_full) == ["during"] and len(meter.gc_full["during"]) == 1
+    assert meter.gc_full["during"][0] >= 0
