@@ -24,12 +24,13 @@ viewer, which removes every layer, costs what it costs without the plugin).
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import threading
 import weakref
 from typing import Any
 
-_lock = threading.Lock()
+_lock = threading.RLock()  # re-entrant: a Hold.__del__ may run inside a locked section (GC)
 _holders = 0
 _ours = False  # True while the permanent generation is this module's
 _thawed = False  # held, but unfrozen until `refreeze()` (a layer removal's collection)
@@ -53,7 +54,8 @@ class Hold:
             _release()
 
     def __del__(self) -> None:  # a claim dropped without release must not freeze for good
-        self.release()
+        with contextlib.suppress(Exception):  # at interpreter exit the module may be gone
+            self.release()
 
 
 def _acquire() -> None:
