@@ -63,6 +63,9 @@ def test_dock_destroyed_signal_alone_stops_the_run(make_napari_viewer_proxy, qtb
     owner.setParent(None)
     dock.deleteLater()
     qtbot.waitUntil(handle.stopped.is_set, timeout=5000)
+    from napari_d3ip.widgets import gc_hold
+
+    qtbot.waitUntil(lambda: gc_hold.holders() == 0, timeout=2000)  # the run's GC hold ends too
 
 
 def test_deferred_worker_start(make_napari_viewer_proxy):

@@ -59,7 +59,6 @@ class DataWidget(QWidget):
 
         self.store = ParamStore("data", defaults())
         self.worker: Any = None
-        self._gc: Hold | None = None
         watch_removals(napari_viewer)
         self.added: list[Any] = []  # layers added by the last simulate/open
         self._images: list[Any] = []
@@ -262,7 +261,9 @@ class DataWidget(QWidget):
 
     def _start(self, w: Any) -> Any:
         self.worker = w
-        self._gc = Hold()  # no full GC pass over the older objects until it ends (gc_hold)
+        hold = Hold()  # no full GC pass over the older objects until it ends (gc_hold)
+        # on the worker, not this widget: it ends the hold even if the dock is gone by then
+        w.finished.connect(lambda: hold.release())
         w.returned.connect(self._on_prepared)
         w.errored.connect(self._on_error)
         w.finished.connect(self._on_finished)
@@ -283,8 +284,5 @@ class DataWidget(QWidget):
 
     def _on_finished(self) -> None:
         self.worker = None
-        hold, self._gc = self._gc, None
-        if hold is not None:
-            hold.release()
         self.simulate_btn.setEnabled(True)
         self.open_btn.setEnabled(True)

@@ -16,10 +16,11 @@ without the plugin. If something else in the process froze objects before (a for
 this module does nothing at all: it would unfreeze what it did not freeze.
 
 One collection must see everything: napari collects right after a layer is removed, to free
-that layer's GPU resources at once (a fix for some Windows OpenGL drivers). The widgets call
-`thaw()` when a layer is about to be removed during a run and `refreeze()` on the next turn of
-the event loop, so that collection walks the whole heap as napari means it to (and a closing
-viewer, which removes every layer, costs what it costs without the plugin).
+that layer's GPU resources at once (a fix for some Windows OpenGL drivers). `watch_removals`
+(called by each widget for its viewer) calls `thaw()` when a layer is about to be removed during
+a run and `refreeze()` on the next turn of the event loop, so that collection walks the whole
+heap as napari means it to (and a closing viewer, which removes every layer, costs what it
+costs without the plugin).
 """
 
 from __future__ import annotations

@@ -172,7 +172,6 @@ class RunBar(QWidget):
             if dock is None:
                 return
             me = weakref.ref(self)
-            hold = self._gc
 
             def on_destroyed(*_: Any) -> None:
                 # the dock is mid-destruction (and this bar with it when the whole window
@@ -184,8 +183,6 @@ class RunBar(QWidget):
                 with contextlib.suppress(Exception):
                     handle.stop(0.0)
                 QTimer.singleShot(0, lambda: _shutdown_later(me))
-                if hold is not None:  # after napari's teardown (its collections stay cheap)
-                    QTimer.singleShot(0, lambda: hold.release())
 
             dock.destroyed.connect(on_destroyed)
             self._dock = (weakref.ref(dock), on_destroyed)
@@ -340,6 +337,7 @@ class RunBar(QWidget):
         """Viewer closing / dock closed: cancel the worker at once and do not wait for it
         (it stops by itself between two network batches); the GUI never freezes here."""
         handle, self.handle = self.handle, None
+        self._release_gc(later=True)  # first: no Qt call, so it holds even if the bar's C++ is gone
         self._unwatch_dock()
         self._clock.stop()
         if handle is not None:
@@ -350,7 +348,6 @@ class RunBar(QWidget):
                 if self.state.active:
                     self.state.finish("cancelled: the window or the dock was closed")
         self._close_pbar(failed=False, cancelled=True)
-        self._release_gc(later=True)
 
     def _release_gc(self, later: bool = False) -> None:
         """End this bar's hold on the GC freeze; `later`: on the next event-loop turn, so that
