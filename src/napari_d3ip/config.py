@@ -484,6 +484,26 @@ def presets() -> dict[str, dict[str, Any]]:
     return out
 
 
+def presets_for(kind: str) -> list[str]:
+    """The presets made for measurements of this operator kind (a preset's `task`)."""
+    return [name for name, entry in presets().items() if entry.get("task") == kind]
+
+
+def check_preset_kind(preset: str | None, kind: str) -> None:
+    """Refuse a preset made for another task: its settings (gamma, solver knobs, learning rate)
+    were chosen for that task's operator and silently give a worse result on this one."""
+    if not preset:
+        return
+    all_ = presets()
+    task = all_.get(preset, {}).get("task")
+    if task is None or task == kind:
+        return
+    names = presets_for(kind)
+    raise ConfigError(f"preset {preset!r} is made for {task} measurements, but this measurement is "
+                      f"{kind}: choose one of the {kind} presets ({', '.join(names) or 'none'}) "
+                      "or set the method's options yourself without --preset")
+
+
 def user_fields() -> tuple[str, ...]:
     """Fields that are the user's choices, not the method's: a preset never changes them."""
     return tuple(s.name for s in specs() if s.param.user)

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from . import __version__
-from .config import RunConfig
+from .config import RunConfig, check_preset_kind
 from .core.precision import describe_machine, resolve_bf16
 from .core.prior import Prior, apply_net, load_prior, resolve_device, resolve_prior_name
 from .core.schedule import dds_step
@@ -225,6 +225,7 @@ def reconstruct(measurement: Measurement, config: RunConfig,
     `should_stop` is asked at the step boundaries only.
     """
     cfg = config.validate()
+    check_preset_kind(cfg.preset, measurement.operator.kind)
     check_finite(measurement)
     group = resolve_group(group)
     device = run_device(resolve_device(cfg.device)) if group is not None else resolve_device(cfg.device)

@@ -6,6 +6,7 @@ import shlex
 import sys
 
 from ..core.precision import BF16_MODES
+from ..core.phantoms import FAMILIES
 from ..core.training import RECIPES
 from ._common import HelpFormatter, add_device_option
 
@@ -62,6 +63,9 @@ def register(sub) -> None:
                    help="start from this prior's weights (name or .safetensors path; same "
                         "architecture and target), e.g. to fine-tune a 64-pixel prior into a "
                         "--render-size 128 patch prior; '' = random initialisation")
+    p.add_argument("--phantoms", default="ellipses", choices=list(FAMILIES),
+                   help="phantom family: ellipses (the paper's) or organic (nested smooth regions, "
+                   "gradients, soft edges and texture; see core/phantoms.py)")
     p.add_argument("--seed", type=int, default=0, help="seed of the phantoms, noise and initialisation")
     add_device_option(p)
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0 = torch default)")
@@ -86,7 +90,7 @@ def _cmd_train(args) -> int:
         num_res_blocks=args.res_blocks,
         attn_resolutions=tuple(int(a) for a in args.attn.split(",") if a),
         render_size=args.render_size, steps=args.steps, batch=args.batch, lr=args.lr,
-        n_mean=args.ellipses, seed=args.seed, init_from=args.init_from,
+        n_mean=args.ellipses, phantoms=args.phantoms, seed=args.seed, init_from=args.init_from,
         device=args.device, threads=args.threads, bf16=args.bf16,
         prediction=args.prediction, min_snr_gamma=args.min_snr_gamma, beta2=args.beta2,
         ema=args.ema, decay_fraction=args.decay_fraction, budget_minutes=args.budget_minutes,

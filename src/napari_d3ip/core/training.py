@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
-from .phantoms import ellipses
+from .phantoms import FAMILIES, ellipses
 from .prior import Prior
 from .schedule import VPSchedule, q_sample
 from .unet import UNet, UNetConfig
@@ -62,6 +62,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     n_mean: float = 140.0
     n_max: int = 140
+    phantoms: str = "ellipses"  # a key of core.phantoms.FAMILIES
     seed: int = 0
     device: str = "auto"
     threads: int = 0
@@ -109,7 +110,7 @@ class TrainConfig:
 
 # fields that belong to a run (fixed at its start); the rest may change on resume
 RUN_FIELDS = ("size", "render_size", "channels", "channel_mults", "num_res_blocks", "attn_resolutions",
-              "n_mean", "n_max", "seed", "batch", "name", "prediction", "min_snr_gamma",
+              "n_mean", "n_max", "phantoms", "seed", "batch", "name", "prediction", "min_snr_gamma",
               "beta2", "ema", "ema_gamma", "ema_decay", "decay_fraction", "warmup", "init_from")
 
 
@@ -190,7 +191,7 @@ def training_batch(cfg: TrainConfig, step: int, device: torch.device):
     costs what a size-pixel step costs, and the UNet (convolutional) is applied to whole
     render_size slices at reconstruction."""
     g = _step_generator(cfg.seed, step)
-    x0 = ellipses(cfg.batch, render_size(cfg), cfg.n_mean, cfg.n_max, seed=g, device=device)
+    x0 = FAMILIES[cfg.phantoms](cfg.batch, render_size(cfg), cfg.n_mean, cfg.n_max, seed=g, device=device)
     x0 = random_patches(x0, cfg.size, g)
     t = torch.randint(0, 1000, (cfg.batch,), generator=g)
     noise = torch.randn(x0.shape, generator=g).to(device)
@@ -401,13 +402,13 @@ class Trainer:
         path = Path(path) if path else self.out / f"{self.cfg.name}.safetensors"
         card = {
             "name": self.cfg.name,
-            "description": f"{self.cfg.prediction}-prediction UNet trained only on Ellipses "
+            "description": f"{self.cfg.prediction}-prediction UNet trained only on {self.cfg.phantoms} "
                            "phantoms drawn on the fly",
             "training": {
                 "commands": self.state.commands,
                 "steps": self.state.step,
                 "recipe": self.cfg.recipe_card(),
-                "phantoms": {"n_mean": self.cfg.n_mean, "n_max": self.cfg.n_max,
+                "phantoms": {"family": self.cfg.phantoms, "n_mean": self.cfg.n_mean, "n_max": self.cfg.n_max,
                              "render_size": render_size(self.cfg), "patch": self.cfg.size},
                 "seed": self.cfg.seed,
                 "init_from": self.cfg.init_from or None,
