@@ -5,8 +5,8 @@ from __future__ import annotations
 import shlex
 import sys
 
-from ..core.precision import BF16_MODES
 from ..core.phantoms import FAMILIES
+from ..core.precision import BF16_MODES
 from ..core.training import RECIPES
 from ._common import HelpFormatter, add_device_option
 
