@@ -1,4 +1,8 @@
-"""npe2 reader: volumes (NIfTI, NRRD, MHA/MHD, a DICOM series folder) and measurement .h5.
+"""npe2 reader: volumes (NIfTI, NRRD, MHA/MHD, a DICOM series folder) and measurement files.
+
+A measurement file (our .h5, fastMRI, ISMRMRD, Data Exchange, NXtomo) is recognised by its
+content through the one door, `io.formats.detect` / `io.open_measurement`: `.h5` is every
+format's suffix, so the suffix only says "maybe"; a `.h5` no reader recognises is declined.
 
 Volumes become one image layer with `scale` = voxel spacing and the affine in metadata;
 a measurement becomes its measurement layer(s) plus A†y (and the reference when it has one).
@@ -13,7 +17,7 @@ from typing import Any
 from . import _layers as napari_layers
 
 VOLUME_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
-MEASUREMENT_SUFFIXES = (".h5", ".hdf5")
+MEASUREMENT_SUFFIXES = (".h5", ".hdf5", ".mrd", ".nxs")
 
 ReaderFunction = Callable[[Any], list[napari_layers.LayerData]]
 
@@ -62,10 +66,20 @@ def get_reader(path: Any) -> ReaderFunction | None:
     if p.is_dir():
         return read_volume_layers if looks_like_dicom_folder(p) else None
     if low.endswith(MEASUREMENT_SUFFIXES):
-        return read_measurement_layers
+        return read_measurement_layers if _recognised(p) else None
     if low.endswith(VOLUME_SUFFIXES):
         return read_volume_layers
     return None
+
+
+def _recognised(path: Path) -> bool:
+    """Whether a registered measurement format reads this file (content, headers only); a
+    path that is not there yet is accepted (opening it then says so, naming the file)."""
+    from .io.formats import formats
+
+    if not path.is_file():
+        return True
+    return any(fmt.sniff(path) for fmt in formats())
 
 
 def read_volume_layers(path: Any) -> list[napari_layers.LayerData]:
@@ -76,10 +90,10 @@ def read_volume_layers(path: Any) -> list[napari_layers.LayerData]:
 
 
 def read_measurement_layers(path: Any) -> list[napari_layers.LayerData]:
-    from .io.measurements import read_measurement
+    from .io import open_measurement
 
     p = Path(_single_path(path) or "")
-    m = read_measurement(p)
+    m = open_measurement(p)
     return measurement_with_reference(m, _stem(p))
 
 

@@ -1,3 +1,3 @@
 """Sub-commands of `d3ip`: each module defines `register(subparsers)`."""
 
-COMMANDS = ("demo", "reconstruct", "simulate", "sample", "presets", "train_prior")
+COMMANDS = ("demo", "reconstruct", "inspect", "simulate", "sample", "presets", "train_prior")

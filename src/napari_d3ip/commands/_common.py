@@ -46,6 +46,42 @@ def add_device_option(p, default: str | None = "auto", help_extra: str = "") -> 
                    help=DEVICE_HELP + help_extra)
 
 
+def add_open_options(p, title: str = "reading a measurement file") -> None:
+    """The reader options (`io.formats.OpenOptions`), generated from its fields: flag, type,
+    help. A flag the parser already has (reconstruct's simulation --views/--accel/--mask, the
+    run's --seed) is shared: its value serves both, and its choices are widened to the
+    readers'. None = not given (the reader's default)."""
+    import dataclasses
+
+    from ..io.formats import MASKS, OPTION_HELP, OpenOptions, option_flag
+
+    g = p.add_argument_group(title, "Options of the file readers (io.formats.OpenOptions); an "
+                             "option a file's format does not take is refused.")
+    existing = {s: a for a in p._actions for s in a.option_strings}  # noqa: SLF001
+    for f in dataclasses.fields(OpenOptions):
+        flag = option_flag(f.name)
+        if flag in existing:
+            action = existing[flag]
+            if f.name == "mask" and action.choices:
+                action.choices = list(dict.fromkeys([*action.choices, *MASKS]))
+            continue
+        kind = str(f.type).split(" ")[0]
+        g.add_argument(flag, dest=f.name, type={"int": int, "float": float}.get(kind, str),
+                       default=None, help=OPTION_HELP[f.name] + (
+                           "" if "(default" in OPTION_HELP[f.name] else " (default: the reader's)"))
+
+
+def open_options_from_args(args):
+    """The OpenOptions the parsed options give (fields the parser lacks: their defaults)."""
+    import dataclasses
+
+    from ..io.formats import OpenOptions
+
+    kw = {f.name: getattr(args, f.name) for f in dataclasses.fields(OpenOptions)
+          if getattr(args, f.name, None) is not None}
+    return OpenOptions(**kw)
+
+
 def say(message: str, quiet: bool = False) -> None:
     """A progress message on stderr (stdout keeps the results), at once."""
     if not quiet:

@@ -19,8 +19,10 @@ def register(sub) -> None:
                        "<out>.partial.nii.gz (+ run card with \"interrupted\": true) unless "
                        "--no-partial.")
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--measurement", help="measurement file (.h5) from `d3ip simulate` "
-                     "(default: none; one of --measurement/--volume/--sample is required)")
+    src.add_argument("--measurement", help="measurement file: `d3ip simulate`'s .h5, fastMRI, "
+                     "ISMRMRD, Data Exchange or NXtomo, recognised by content (`d3ip inspect "
+                     "FILE` describes it) (default: none; one of --measurement/--volume/--sample "
+                     "is required)")
     src.add_argument("--volume", help="a volume to simulate a measurement from: "
                      ".nii/.nii.gz/.nrrd/.mha/.mhd or a DICOM series folder (default: none)")
     src.add_argument("--sample", help="a shipped sample volume to simulate from (brain-64, "
@@ -28,6 +30,10 @@ def register(sub) -> None:
     sim = p.add_argument_group("on-the-fly simulation (with --volume/--sample)")
     add_simulation_options(sim)
     add_run_options(p)
+    from ._common import add_open_options
+
+    add_open_options(p, "reading a measurement file (with --measurement)")
+    p.set_defaults(views=None)  # given or not: a file's own angles unless --views is given
     p.add_argument("--out", required=True, help="output volume (.nii.gz); the run card is "
                    "written beside it as .json (required)")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
@@ -133,9 +139,10 @@ def load_measurement(args):
     """The measurement to reconstruct: read from file, or simulated from a volume (the seed
     of the run, 0 if not given, also seeds the simulation)."""
     if args.measurement:
-        from ..io.measurements import read_measurement
+        from ..io import open_measurement
+        from ._common import open_options_from_args
 
-        return read_measurement(args.measurement)
+        return open_measurement(args.measurement, open_options_from_args(args))
     from .simulate import measure
 
     return measure(argparse.Namespace(**{**vars(args),
@@ -213,6 +220,26 @@ def describe_estimate(m, cfg) -> str:
     return "d3ip reconstruct: " + "; ".join(parts)
 
 
+def _check_source_options(args) -> None:
+    """File-reader options need --measurement; a simulation fills in its own defaults."""
+    if args.measurement:
+        return
+    from ..io.formats import MASKS
+    from ..operators import MASK_PATTERNS
+    from ._common import SV_CT_VIEWS
+
+    given = [f for f, v in (("--slices", args.slices), ("--center-fraction", args.center_fraction),
+                            ("--center", args.center), ("--bin", args.binning)) if v is not None]
+    if given:
+        raise ValueError(f"{', '.join(given)} read(s) a measurement file: give --measurement FILE, "
+                         "or leave them out to simulate")
+    if args.mask is not None and args.mask not in MASK_PATTERNS:
+        raise ValueError(f"--mask {args.mask} undersamples a fully sampled file ({', '.join(MASKS)}); "
+                         f"a simulation takes {', '.join(MASK_PATTERNS)}")
+    if args.views is None:
+        args.views = SV_CT_VIEWS
+
+
 def _cmd(args) -> int:
     from ..io.results import save_result
     from ..pipeline import reconstruct
@@ -220,6 +247,7 @@ def _cmd(args) -> int:
 
     out = Path(args.out)
     cfg = config_from_args(args)
+    _check_source_options(args)
     check_result_outputs(out, args, cfg)  # before any work: a bad --out is found at once
     if getattr(args, "operator", None) and not args.measurement:
         from .simulate import check_simulation_options

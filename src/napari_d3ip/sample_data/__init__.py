@@ -75,9 +75,9 @@ def load_sample(name: str, device: str = "cpu") -> Volume | Measurement:
     """A sample volume (`Volume`, file intensities) or measurement (`Measurement`)."""
     path = sample_path(name)
     if path.suffix == ".h5":
-        from ..io.measurements import read_measurement
+        from ..io import open_measurement
 
-        return read_measurement(path, device=device)
+        return open_measurement(path, device=device)
     from ..io.volumes import read_volume
 
     return read_volume(path)

@@ -253,7 +253,7 @@ class DataWidget(QWidget):
             return None
         if path is None:
             path, _ = QFileDialog.getOpenFileName(self, "Open a measurement", "",
-                                                  "D3IP measurement (*.h5 *.hdf5)")
+                                                  "Measurement (*.h5 *.hdf5 *.mrd *.nxs)")
             if not path:
                 return None
         self._busy(True, f"reading {path}…")

@@ -271,13 +271,14 @@ def simulate_prepared(volume: np.ndarray, kind: str, noise: float, seed: int,
     return Prepared(m, to_display(m.pinv()), name)
 
 
-def read_prepared(path: str) -> Prepared:
-    """Read a measurement .h5 and compute A†y (worker thread)."""
+def read_prepared(path: str, options: Any = None) -> Prepared:
+    """Read a measurement file through the one door (any registered format, `options` an
+    io.formats.OpenOptions) and compute A†y (worker thread)."""
     from pathlib import Path
 
-    from ..io.measurements import read_measurement
+    from ..io import open_measurement
 
-    m = read_measurement(path)
+    m = open_measurement(path, options)
     name = Path(path).name.split(".")[0]
     return Prepared(m, to_display(m.pinv()), name)
 
