@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 
+from _equivalence_cases import volume_tol
 from conftest import make_tiny_prior, matrix_operator, measurement_of
 
 WORLD = 2
@@ -140,9 +141,9 @@ def _check_equal(results, name):
     for rank, res in enumerate(results):
         volume, dist_card, timings = res[name]
         assert volume.shape == ref.shape
-        # AdamW normalises the gradient: the rounding of a network run on another batch of
-        # slices moves an adapted voxel by ~1e-5 (lr 1e-2); without adaptation ~1e-7
-        tol = 1e-5 if CASES[name].get("adapter") is None else 1e-4
+        # a slab is another network batch: its rounding (summed in another order) is what
+        # tests/tools/equivalence_spread.py measured for the same case across CPUs and batches
+        tol = volume_tol(name)
         np.testing.assert_allclose(volume, ref, rtol=0, atol=tol, err_msg=f"{name}, rank {rank}")
         assert dist_card == {"world_size": 2, "backend": "gloo", "slabs": [[0, 3], [3, 5]]}
         assert timings["communication_seconds"] >= 0
