@@ -374,8 +374,10 @@ class RunConfig:
         """From JSON text, or from a file (a Path, or a string that is not JSON text)."""
         if isinstance(text_or_path, Path) or not str(text_or_path).lstrip().startswith("{"):
             return cls.from_file(text_or_path)
+        from .validation import loads_strict
+
         try:
-            data = json.loads(str(text_or_path))
+            data = loads_strict(str(text_or_path), "RunConfig JSON")
         except json.JSONDecodeError as e:
             raise ConfigError(f"RunConfig JSON is not valid: {e.msg} at line {e.lineno} column "
                               f"{e.colno}") from None
@@ -401,8 +403,10 @@ class RunConfig:
             raise ConfigError(f"config file {p}: not a text (UTF-8 JSON) file") from None
         except OSError as e:
             raise ConfigError(f"config file {p}: cannot be read ({e.strerror})") from None
+        from .validation import loads_strict
+
         try:
-            data = json.loads(text)
+            data = loads_strict(text, f"config file {p}")  # no duplicate keys, bounded depth
         except json.JSONDecodeError as e:
             raise ConfigError(f"config file {p}: not valid JSON ({e.msg} at line {e.lineno} "
                               f"column {e.colno})") from None

@@ -18,6 +18,7 @@ per slice for a forward without gradients, 21 kB per pixel per slice for a forwa
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from .config import RunConfig
@@ -32,6 +33,12 @@ NOGRAD_BYTES_PER_PX = 3.2e3  # 32-channel UNet, forward without gradients, per s
 GRAD_BYTES_PER_PX = 21e3  # forward + backward, per slice
 REF_CHANNELS = 32
 RUNTIME_BYTES = 150e6  # the network's code paths, allocator slack
+# one CG iteration (AᴴA + vector updates) of one 64² slice beyond the cg_steps that
+# SECONDS_PER_SLICE_STEP already holds (5): AᴴA measured 0.56e-4 s (CT, 15 views) and 0.83e-4 s
+# (MRI) per slice, 1 thread, 2026-12-02; with the vector updates about 1.2e-4 s
+SECONDS_PER_CG_STEP = 1.2e-4
+DEFAULT_CG_STEPS = 5
+LORA_STATE_COPIES = 4  # LoRA weights, their gradients and AdamW's two moments
 FIT_FRACTION = 0.9
 
 
@@ -68,6 +75,59 @@ def _prior_width(config: RunConfig, image_shape: tuple[int, int], prior: Any = N
         return REF_CHANNELS, int(2.4e6)
 
 
+def lora_parameters_per_rank(architecture: dict, placement: str = "blocks") -> int:
+    """LoRA parameters per unit of rank for a UNet of this architecture (its layers built on
+    the meta device: no memory): a Conv2d(in, out, k) gets in*k*k + out, a Linear in + out."""
+    import json
+
+    return _lora_per_rank(json.dumps(architecture, sort_keys=True), placement)
+
+
+@functools.lru_cache(maxsize=16)
+def _lora_per_rank(arch_json: str, placement: str) -> int:
+    import json
+
+    import torch.nn as nn
+
+    from .adapters.lora import lora_target_names
+    from .core.prior import _MetaParameters
+    from .core.unet import UNet, UNetConfig
+
+    with _MetaParameters():
+        net = UNet(UNetConfig.from_dict(json.loads(arch_json)))
+    mods = dict(net.named_modules())
+    total = 0
+    for name in lora_target_names(net, placement):
+        m = mods[name]
+        if isinstance(m, nn.Conv2d):
+            total += m.in_channels * m.kernel_size[0] * m.kernel_size[1] + m.out_channels
+        else:
+            total += m.in_features + m.out_features
+    return total
+
+
+def _lora_bytes(config: RunConfig, image_shape: tuple[int, int], n: int, prior: Any) -> float:
+    """LoRA state (weights, gradients, moments; one set per slice for SCD/DDIP) and the rank-wide
+    activations of one adaptation batch: what a large --lora-rank costs."""
+    if config.adapter == "none":
+        return 0.0
+    try:
+        if prior is not None:
+            arch = prior.net.config.to_dict()
+        else:
+            from .core.prior import read_card, resolve_prior_name
+
+            arch = read_card(resolve_prior_name(config.prior, image_shape))["architecture"]
+        per_rank = lora_parameters_per_rank(arch, config.lora_targets)
+    except Exception:  # an unreadable prior is reported by the run itself
+        per_rank = 2.0e4
+    sets = n if config.adapter in ("scd", "ddip") else 1
+    state = config.lora_rank * per_rank * 4.0 * LORA_STATE_COPIES * sets
+    h, w = image_shape
+    acts = 2 * 4.0 * config.lora_rank * h * w * adapted_slices(config, n) * 40  # ~40 targets
+    return state + acts
+
+
 def adapted_slices(config: RunConfig, n: int) -> int:
     """Slices that go through forward + backward together in one adaptation iteration."""
     if config.adapter in ("scd", "ddip"):
@@ -101,6 +161,9 @@ def estimate_cost(measurement: Measurement, config: RunConfig, prior: Any = None
     else:
         adapt = adapt_steps * cfg.adapt_iters * per_iter * k
     tv = 0.002 * px_cg * n * cfg.tv_iters if cfg.solver == "admm-tv" else 0.0
+    cg_steps = {"dds": cfg.cg_steps, "mbir": cfg.cg_steps, "ddnm": cfg.ddnm_cg_steps}.get(cfg.solver, 0)
+    baseline = 30 if cfg.solver == "ddnm" else DEFAULT_CG_STEPS  # what the step time holds
+    cg = SECONDS_PER_CG_STEP * px_cg * n * nfe * max(cg_steps - baseline, 0)
 
     vol_bytes = n * h * w * 4
     y = measurement.y
@@ -119,9 +182,12 @@ def estimate_cost(measurement: Measurement, config: RunConfig, prior: Any = None
         adapting = k * GRAD_BYTES_PER_PX * width * h * w * overlap_factor
         parts["activations"] = max(sampling, adapting)
         parts["activations_of"] = "adaptation" if adapting > sampling else "sampling"
+        lora = _lora_bytes(cfg, (h, w), n, prior)
+        if lora:
+            parts["lora"] = lora
     total = sum(v for v in parts.values() if isinstance(v, int | float))
-    return {"seconds": sample + adapt + tv, "memory_bytes": int(total),
-            "seconds_parts": {"sampling": sample, "adaptation": adapt, "tv": tv},
+    return {"seconds": sample + adapt + tv + cg, "memory_bytes": int(total),
+            "seconds_parts": {"sampling": sample, "adaptation": adapt, "tv": tv, "cg": cg},
             "memory_parts": parts}
 
 
@@ -165,6 +231,8 @@ def check_fits(measurement: Measurement, config: RunConfig, device: Any = "cpu",
                 hints.append(f"--batch-slices {b_fit}")
         if not config.tile and max(h, w) > 64:
             hints.append("--tile 64 (the network sees overlapping 64-pixel tiles)")
+    if parts.get("lora", 0) > 0.5 * budget:
+        hints.insert(0, f"a smaller --lora-rank (now {config.lora_rank}; the paper uses 4)")
     if not hints:
         hints.append("fewer slices per run, a smaller volume, or a machine with more memory")
     raise ResourceError(

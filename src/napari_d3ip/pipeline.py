@@ -224,6 +224,10 @@ def reconstruct(measurement: Measurement, config: RunConfig,
     Steps and Result hold the whole volume (see distributed.py); in a distributed run
     `should_stop` is asked at the step boundaries only.
     """
+    from .validation import check_config_object, check_measurement_object
+
+    check_config_object(config)  # a dict or a NumPy y: a clear error, not an AttributeError
+    check_measurement_object(measurement)
     cfg = config.validate()
     check_preset_kind(cfg.preset, measurement.operator.kind)
     check_finite(measurement)

@@ -44,7 +44,7 @@ import torch
 from ..errors import D3IPError
 from ..operators import KINDS
 from ..operators.base import Measurement, OperatorError
-from .files import ResourceError, atomic_path, check_disk
+from .files import ResourceError, atomic_path, check_output
 
 FORMAT = "napari-d3ip-measurement"
 VERSION = 1
@@ -63,6 +63,9 @@ class MeasurementError(D3IPError):
 # -- writing -------------------------------------------------------------------------------
 def check_measurement(m: Measurement) -> None:
     """Refuse to write a Measurement whose parts disagree (before any file is touched)."""
+    from ..validation import check_measurement_object
+
+    check_measurement_object(m)
     problems: list[str] = []
     op = m.operator
     kind = getattr(op, "kind", None)
@@ -116,12 +119,12 @@ def write_measurement(path: str | Path, m: Measurement, overwrite: bool = False)
     check_measurement(m)
     op = m.operator
     kind = op.kind
-    path.parent.mkdir(parents=True, exist_ok=True)
     need = m.y.numel() * m.y.element_size() + 4096
     if m.reference is not None:
         need += np.asarray(m.reference).nbytes
     need += sum(np.asarray(a).nbytes for a in op.arrays().values())
-    check_disk(path.parent, need, str(path))  # h5py crashes on a full disk: check first
+    # h5py crashes on a full disk or past `ulimit -f`: the destination is checked first
+    check_output(path, force=overwrite, what="measurement", option="output", nbytes=need)
     with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as f:
             f.attrs["format"] = FORMAT

@@ -47,7 +47,7 @@ def save_result(result, path: str | Path, affine: np.ndarray | None = None,
     than 0 of a distributed run nothing is written either (rank 0 writes the gathered volume);
     the paths are returned all the same.
     """
-    from .files import atomic_path, atomic_write_text
+    from .files import atomic_path, atomic_write_text, check_destination, planned_outputs
     from .volumes import write_volume
 
     path = Path(path)
@@ -56,7 +56,7 @@ def save_result(result, path: str | Path, affine: np.ndarray | None = None,
         return path, card_path
     check_card_path(card_path)
     if not overwrite:
-        for p in (path, card_path):
+        for p in (*planned_outputs(path), card_path):  # an .mhd's .zraw too
             if p.exists():
                 raise FileExistsError(f"{p} exists; choose another name or allow overwriting "
                                       "(--force on the command line)")
@@ -66,6 +66,8 @@ def save_result(result, path: str | Path, affine: np.ndarray | None = None,
                           f"({', '.join(map(str, bad[:8]))}): the reconstruction diverged "
                           "there; nothing written (try --gamma, fewer --cg-steps or another "
                           "solver)")
+    check_destination(path, np.asarray(result.volume).size * 4 + 4096, what="result volume",
+                      option="")
     lo, hi = intensity
     data = (lo + result.volume.astype(np.float32) * (hi - lo)).astype(np.float32)
     card = dict(result.card)

@@ -427,13 +427,16 @@ def _read_dicom_series(folder: Path, series: str | None, frame: int | None):
 
 # -- writing -------------------------------------------------------------------------------
 def write_volume(path: str | Path, volume: Volume | np.ndarray, affine: np.ndarray | None = None,
-                 overwrite: bool = False, axis: int | None = None) -> Path:
+                 overwrite: bool = False, axis: int | None = None,
+                 inputs: tuple[tuple[str, str | Path | None], ...] = ()) -> Path:
     """Write a (slices, H, W) volume as NIfTI (.nii, .nii.gz) or MHA/MHD/NRRD.
 
     The data go back to the file index order the volume was read in (`axis`, default the
     Volume's, else 2) so a round trip reproduces the file. `affine` (slice, row, col -> RAS)
     overrides the Volume's; an array without one gets the identity. Never overwrites an
-    existing file unless `overwrite=True`.
+    existing file unless `overwrite=True` (for .mhd neither the header nor its .zraw data
+    file), and never one of `inputs` ((description, path) pairs; an .mhd input's data file
+    included). The destination is checked (io.files.check_output) before the data are touched.
     """
     path = Path(path)
     suffix = _suffix(path)
@@ -442,9 +445,12 @@ def write_volume(path: str | Path, volume: Volume | np.ndarray, affine: np.ndarr
     if suffix not in WRITE_SUFFIXES:
         raise VolumeError(f"{path}: cannot write {suffix or 'files without extension'!r}; use one "
                           f"of {', '.join(WRITE_SUFFIXES)}")
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists; pass overwrite=True (CLI: --force) to replace it, "
-                              "or choose another name")
+    from .files import check_output, planned_outputs
+
+    for out in planned_outputs(path):  # the .mhd's data file too: never replaced unasked
+        if out.exists() and not overwrite:
+            raise FileExistsError(f"{out} exists; pass overwrite=True (CLI: --force) to replace "
+                                  "it, or choose another name")
     if isinstance(volume, Volume):
         data = volume.data
         aff = volume.affine if affine is None else affine
@@ -454,11 +460,12 @@ def write_volume(path: str | Path, volume: Volume | np.ndarray, affine: np.ndarr
         aff = np.eye(4) if affine is None else affine
         axis = 2 if axis is None else axis
     aff = _check_affine(aff)
+    check_output(path, inputs=inputs, force=overwrite, what="volume", option="output",
+                 nbytes=data.size * 4 + 4096)
     arr, file_affine = _from_slices(data, aff, axis)
     arr = np.ascontiguousarray(arr, dtype=np.float32)
-    from .files import atomic_path, check_disk
+    from .files import atomic_path
 
-    check_disk(path.parent, arr.nbytes + 4096, str(path))
     if suffix in NIFTI_SUFFIXES:
         with atomic_path(path) as tmp:  # a full disk or Ctrl-C never leaves a truncated file
             _write_nifti(tmp, arr, file_affine)
@@ -472,16 +479,29 @@ def write_volume(path: str | Path, volume: Volume | np.ndarray, affine: np.ndarr
 
 def _write_mhd(path: Path, arr: np.ndarray, affine: np.ndarray) -> None:
     """.mhd + its data file: both written in a temporary folder with their final names (the
-    header names its data file), then moved into place, data first."""
+    header names its data file), then moved into place, data first. Only the two files the
+    header stands for are moved (`files.planned_outputs`); a failed write leaves nothing."""
     import shutil
     import tempfile
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmpdir = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    from .files import OutputError, planned_outputs, write_error
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmpdir = Path(tempfile.mkdtemp(prefix=f".{path.stem}.", dir=path.parent))
+    except OSError as e:
+        raise write_error(path, e) from None
     try:
         _write_itk(tmpdir / path.name, arr, affine)
-        for f in sorted(tmpdir.iterdir(), key=lambda f: f.name == path.name):
-            os.replace(f, path.parent / f.name)
+        made = {f.name for f in tmpdir.iterdir()}
+        wanted = [p for p in reversed(planned_outputs(path))]
+        if made != {p.name for p in wanted}:
+            raise OutputError(f"{path}: SimpleITK wrote {sorted(made)}, not the expected "
+                              f"{sorted(p.name for p in wanted)}; nothing was replaced")
+        for target in wanted:  # data file first, the header last
+            os.replace(tmpdir / target.name, target)
+    except OSError as e:
+        raise write_error(path, e) from None
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
 
@@ -509,7 +529,8 @@ def _write_itk(path: Path, arr: np.ndarray, affine: np.ndarray) -> None:
     try:
         sitk.WriteImage(img, str(path), useCompression=True)
     except Exception as e:
-        raise VolumeError(f"{path}: SimpleITK could not write the file ({e})") from e
+        first = str(e).strip().splitlines()[-1] if str(e).strip() else repr(e)
+        raise OSError(f"SimpleITK could not write the file ({first})") from e
 
 
 # -- intensity range -----------------------------------------------------------------------
