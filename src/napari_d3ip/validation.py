@@ -77,6 +77,8 @@ def float32_overflow(arr: np.ndarray) -> int:
     """How many finite values of a float64/integer array lie beyond float32's range (they would
     become inf)."""
     a = np.asarray(arr)
+    if a.dtype.kind == "c" and a.dtype.itemsize > 8:
+        return float32_overflow(a.real) + float32_overflow(a.imag)
     if a.dtype.kind != "f" or a.dtype.itemsize <= 4:  # integers up to 2**64 fit float32's range
         return 0
     with np.errstate(invalid="ignore"):

@@ -93,6 +93,91 @@ def _check_architecture(path: Path, cfg: UNetConfig) -> None:
             f"{[(k, shapes[k], stored[k]) for k in wrong]}); the card belongs to another file")
 
 
+# -- the card: one schema, one hash ----------------------------------------------------------
+#: the card fields loading depends on; `card_sha256` covers them together with the weights'
+#: sha256, so an edited schedule or scale is refused like edited weights
+CARD_HASH_FIELDS = ("architecture", "image_size", "schedule", "pixel_scale", "sha256")
+SCHEDULE_T = 1000  # the sampler's grid, the adaptation window and the presets are in 0..999
+
+
+def card_digest(card: dict) -> str:
+    """sha256 of the card's load-relevant fields (canonical JSON) and the weights' sha256."""
+    sub = {k: card.get(k) for k in CARD_HASH_FIELDS}
+    text = json.dumps(sub, sort_keys=True, separators=(",", ":"), allow_nan=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _number(v) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def card_problems(card: dict) -> list[str]:
+    """Every field of a prior card against its one schema (types, ranges); [] when valid."""
+    out: list[str] = []
+    arch = card.get("architecture")
+    if not isinstance(arch, dict):
+        out.append(f"'architecture' must be an object, got {type(arch).__name__}")
+    else:
+        for k in ("base_channels", "num_res_blocks", "image_size", "in_channels", "out_channels"):
+            if k in arch and not (_is_int(arch[k]) and arch[k] >= (0 if k == "num_res_blocks" else 1)):
+                out.append(f"architecture.{k} must be a positive integer, got {arch[k]!r}")
+        for k in ("channel_mults", "attn_resolutions"):
+            v = arch.get(k, [])
+            if not isinstance(v, list) or not all(_is_int(x) and x >= 1 for x in v) or (
+                    k == "channel_mults" and not v):
+                out.append(f"architecture.{k} must be a list of positive integers, got {v!r}")
+        if "dropout" in arch and not (_number(arch["dropout"]) and 0 <= arch["dropout"] < 1):
+            out.append(f"architecture.dropout must be in [0, 1), got {arch['dropout']!r}")
+        if arch.get("prediction", "eps") not in ("eps", "v"):
+            out.append(f"architecture.prediction must be 'eps' or 'v', got {arch.get('prediction')!r}")
+        if "extra" in arch and not isinstance(arch["extra"], dict):
+            out.append(f"architecture.extra must be an object, got {arch['extra']!r}")
+    sched = card.get("schedule", {})
+    if not isinstance(sched, dict):
+        out.append(f"'schedule' must be an object {{T, beta_start, beta_end}}, got {sched!r}")
+    else:
+        unknown = sorted(set(sched) - {"T", "beta_start", "beta_end"})
+        if unknown:
+            out.append(f"schedule has unknown fields {unknown}")
+        if sched.get("T", SCHEDULE_T) != SCHEDULE_T or not _is_int(sched.get("T", SCHEDULE_T)):
+            out.append(f"schedule.T must be {SCHEDULE_T} (the sampler's time grid), got "
+                       f"{sched.get('T')!r}")
+        b0, b1 = sched.get("beta_start", 1e-4), sched.get("beta_end", 0.02)
+        if not (_number(b0) and _number(b1) and 0 < b0 < b1 < 1):
+            out.append(f"schedule beta_start, beta_end must be finite with 0 < beta_start < "
+                       f"beta_end < 1, got {b0!r}, {b1!r}")
+    scale = card.get("pixel_scale", {})
+    if not isinstance(scale, dict) or ("render_size" in scale and not (
+            _is_int(scale["render_size"]) and scale["render_size"] >= 1)):
+        out.append(f"pixel_scale.render_size must be a positive integer, got {scale!r}")
+    if "image_size" in card and not (_is_int(card["image_size"]) and card["image_size"] >= 1):
+        out.append(f"image_size must be a positive integer, got {card['image_size']!r}")
+    for k in ("sha256", "card_sha256"):
+        v = card.get(k)
+        if v is not None and not (isinstance(v, str) and len(v) == 64
+                                  and all(c in "0123456789abcdef" for c in v)):
+            out.append(f"{k} must be 64 hexadecimal digits, got {str(v)[:20]!r}")
+    if "name" in card and not isinstance(card["name"], str):
+        out.append(f"name must be a string, got {card['name']!r}")
+    return out
+
+
+def check_card(card: dict, card_path: Path) -> None:
+    """The schema, then the card hash (when the card has one): before any weights are read."""
+    problems = card_problems(card)
+    if problems:
+        raise PriorError(f"prior card {card_path} is not valid:\n  - " + "\n  - ".join(problems))
+    want = card.get("card_sha256")
+    if want is not None and card_digest(card) != want:
+        raise PriorError(f"prior card {card_path} was edited after the prior was saved: its "
+                         f"fields {', '.join(CARD_HASH_FIELDS)} no longer match its card_sha256; "
+                         "restore the card (or re-export the prior)")
+
+
 def sha256_file(path: str | Path) -> str:
     check_regular_file(path, "file to hash", MAX_WEIGHTS_BYTES)
     h = hashlib.sha256()
@@ -183,6 +268,7 @@ class Prior:
             sha256=sha256_file(path),
         )
         card.setdefault("name", path.stem)
+        card["card_sha256"] = card_digest(card)
         path.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
         self.card = card
         return path
@@ -219,8 +305,10 @@ def _card_beside(weights: Path) -> dict:
     if not path.exists():
         raise PriorError(f"prior card missing: expected {path} beside {weights.name}")
     check_regular_file(path, "prior card", MAX_CARD_BYTES)
+    from ..validation import loads_strict
+
     try:
-        card = json.loads(path.read_text())
+        card = loads_strict(path.read_text(), f"prior card {path}")
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise PriorError(f"prior card {path} is not valid JSON: {e}") from e
     if not isinstance(card, dict):
@@ -285,6 +373,9 @@ def load_prior(
             )
     if "architecture" not in card:
         raise PriorError(f"prior card {card_path} has no 'architecture' field")
+    problems = card_problems(card)
+    if problems:
+        raise PriorError(f"prior card {card_path} is not valid:\n  - " + "\n  - ".join(problems))
     try:
         ucfg = UNetConfig.from_dict(card["architecture"])
     except (TypeError, ValueError) as e:
@@ -299,6 +390,11 @@ def load_prior(
         net.load_state_dict(state, strict=True)
     except RuntimeError as e:
         raise PriorError(f"weights in {path.name} do not fit the card's architecture: {e}") from e
+    check_card(card, card_path)  # after the architecture check: its message says more
+    bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise PriorError(f"weights in {path.name} hold NaN or infinite values ({', '.join(bad[:3])}"
+                         f"{' ...' if len(bad) > 3 else ''}); the file is damaged: re-export it")
     net.eval().requires_grad_(False)
     sched = VPSchedule(**card.get("schedule", {}))
     net.set_schedule(sched.alpha_bars())

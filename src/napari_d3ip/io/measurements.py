@@ -167,6 +167,10 @@ def _geometry_problems(affine: np.ndarray, spacing: np.ndarray, intensity: np.nd
         out.append(f"spacing must be 3 positive numbers (slice, row, col), got {spacing.tolist()}")
     if intensity.shape != (2,) or not np.all(np.isfinite(intensity)):
         out.append(f"intensity must be 2 finite numbers (lo, hi), got {intensity.tolist()}")
+    elif not np.isfinite(float(intensity[1]) - float(intensity[0])) or np.any(
+            np.abs(intensity) > np.finfo(np.float32).max):
+        out.append(f"intensity {intensity.tolist()} lies beyond float32's range "
+                   f"(±{np.finfo(np.float32).max:.3g}): results in file units would overflow")
     return out
 
 
@@ -174,7 +178,12 @@ def _attr_str(f, name: str) -> str | None:
     v = f.attrs.get(name)
     if v is None:
         return None
-    return v.decode() if isinstance(v, bytes) else str(v)
+    if isinstance(v, np.ndarray):  # an array where one string belongs: not this value
+        v = v.reshape(-1)[0] if v.size == 1 else repr(v.tolist())[:80]
+    try:
+        return v.decode() if isinstance(v, bytes) else str(v)
+    except UnicodeDecodeError:
+        return repr(v)[:80]
 
 
 def _json_attr(f, name: str, problems: list[str]) -> dict[str, Any] | None:
@@ -204,6 +213,60 @@ def _dataset(f, name: str, problems: list[str], why: str) -> Any:
         problems.append(f"{name!r} must be a dataset, found a group")
         return None
     return obj
+
+
+def _dtype_problem(ds, name: str, problems: list[str], *, complex_ok: bool = False,
+                   bool_ok: bool = False) -> bool:
+    """False (and a problem) for a dataset whose dtype is not numbers of the right kind."""
+    from ..validation import InputError, check_real_dtype
+
+    try:
+        check_real_dtype(ds.dtype, repr(name), complex_ok=complex_ok, bool_ok=bool_ok)
+    except InputError as e:
+        problems.append(str(e))
+        return False
+    return True
+
+
+def _read(ds, name: str) -> np.ndarray:
+    """Read a whole dataset, its size first bounded by memory; an HDF5 filter or I/O failure
+    (a corrupt gzip chunk: "filter returned failure") is named with the dataset."""
+    from .files import check_memory
+
+    check_memory(float(ds.size) * ds.dtype.itemsize * 2, f"the file: dataset {name!r} "
+                 f"(shape {tuple(ds.shape)}, {ds.dtype})")
+    try:
+        return np.asarray(ds[()])
+    except (OSError, RuntimeError, ValueError, TypeError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise MeasurementError(f"dataset {name!r} cannot be read ({first}): the file is "
+                               "damaged (a corrupt compressed chunk?); copy or export it "
+                               "again") from None
+
+
+def _scalar_attr(f, name: str, problems: list[str]):
+    """A root attribute that must be one value (not an array): None when missing or wrong."""
+    v = f.attrs.get(name)
+    if v is None:
+        return None
+    if isinstance(v, np.ndarray) and v.shape != ():
+        problems.append(f"root attribute {name!r} is an array of shape {v.shape}; it must be a "
+                        "single value")
+        return None
+    return v
+
+
+def _angle_problems(a: np.ndarray) -> list[str]:
+    """Degenerate CT angles: non-finite, all equal (every view the same projection)."""
+    if a.ndim != 1:
+        return [f"'angles' must be a 1D array [views], got shape {a.shape}"]
+    bad = int(a.size - np.count_nonzero(np.isfinite(a)))
+    if bad:
+        return [f"'angles' holds {bad} NaN or infinite value(s); the geometry is damaged"]
+    if a.size > 1 and float(np.ptp(np.mod(a, 360.0))) == 0.0:
+        return [f"all {a.size} 'angles' are equal ({a[0]:g} degrees): every view is the same "
+                "projection; store the angle of each view"]
+    return []
 
 
 def _links_problems(f) -> list[str]:
@@ -237,6 +300,42 @@ def _links_problems(f) -> list[str]:
                     out.append(f"{full!r} keeps its data in external files; refused")
 
     walk(f, "")
+    return out
+
+
+def _zero_maps_problems(maps: np.ndarray) -> list[str]:
+    """Coil maps that are zero for a whole slice (or everywhere): A y would be 0 whatever the
+    image, and the "result" would be the prior alone."""
+    m = maps.reshape(-1, *maps.shape[-3:]) if maps.ndim == 4 else maps[None]
+    zero = np.flatnonzero(~np.any(m.reshape(m.shape[0], -1) != 0, axis=1))
+    if zero.size == 0:
+        return []
+    where = "all slices" if zero.size == m.shape[0] else \
+        f"slice(s) {', '.join(map(str, zero[:8].tolist()))}"
+    return [f"'sensitivity_maps' are all zero for {where}: the data would constrain nothing "
+            "there; the coil maps are missing or damaged"]
+
+
+def _operator_group(f, arrays: dict[str, np.ndarray]) -> list[str]:
+    """`operator/<name>` arrays: a group of numeric datasets, each bounded and finite."""
+    import h5py
+
+    grp = f.get("operator")
+    if grp is None:
+        return []
+    if not isinstance(grp, h5py.Group):
+        return ["'operator' must be a group of datasets (operator/<name>), found a dataset"]
+    out: list[str] = []
+    for name, ds in grp.items():
+        full = f"operator/{name}"
+        if not isinstance(ds, h5py.Dataset):
+            out.append(f"{full!r} must be a dataset, found a group")
+            continue
+        if not _dtype_problem(ds, full, out, complex_ok=True, bool_ok=True):
+            continue
+        arrays[name] = _read(ds, full)
+        if arrays[name].dtype.kind in "fc" and not np.all(np.isfinite(arrays[name])):
+            out.append(f"{full!r} contains NaN or infinite values")
     return out
 
 
@@ -282,9 +381,16 @@ def _validate_open(f) -> tuple[str, dict[str, Any], dict[str, np.ndarray]]:
             f"{FORMAT!r}); write it with napari_d3ip.io.measurements.write_measurement or "
             "`d3ip simulate`")
     problems: list[str] = []
-    version = f.attrs.get("version")
+    version = _scalar_attr(f, "version", problems)
+    if version is not None:
+        try:
+            version = int(version)
+        except (TypeError, ValueError):
+            problems.append(f"root attribute 'version' must be an integer, got {version!r}")
+            version = 1
     if version is None:
-        problems.append("root attribute 'version' is missing")
+        if "version" not in f.attrs:
+            problems.append("root attribute 'version' is missing")
     elif int(version) > VERSION:
         raise MeasurementError(f"file layout version {int(version)} is newer than this "
                                f"napari-d3ip reads ({VERSION}); upgrade napari-d3ip")
@@ -315,6 +421,8 @@ def _validate_open(f) -> tuple[str, dict[str, Any], dict[str, np.ndarray]]:
                             "positive integers [H, W]")
             image_shape = None
     n = None
+    if y is not None and not _dtype_problem(y, data_name, problems, complex_ok=kind != "ct"):
+        y = None
     if y is not None:
         complex_expected = kind != "ct"
         if np.issubdtype(y.dtype, np.complexfloating) != complex_expected:
@@ -333,11 +441,19 @@ def _validate_open(f) -> tuple[str, dict[str, Any], dict[str, np.ndarray]]:
 
     if kind == "ct":
         ang = _dataset(f, "angles", problems, "CT projection angles in degrees")
-        if ang is not None:
-            a = np.asarray(ang[()], np.float64)
-            if a.ndim != 1 or not np.all(np.isfinite(a)):
-                problems.append(f"'angles' must be a finite 1D array, got shape {a.shape}")
+        if ang is not None and _dtype_problem(ang, "angles", problems):
+            bad_angles = ["shape"]
+            if ang.ndim != 1 or (y is not None and ang.shape[0] != y.shape[1]):
+                a = np.zeros((0,) * max(ang.ndim, 1))  # not read: its shape is already wrong
+                got = f"{ang.shape[0]} entries" if ang.ndim == 1 else f"shape {ang.shape}"
+                problems.append(f"'angles' has {got} but 'sinogram' has "
+                                f"{y.shape[1] if y is not None else '?'} views: one angle per "
+                                "view, 1D")
             else:
+                a = _read(ang, "angles").astype(np.float64)
+                bad_angles = _angle_problems(a)
+                problems += bad_angles
+            if a.size and not bad_angles:
                 arrays["angles"] = a
                 if y is not None and a.size != y.shape[1]:
                     problems.append(f"'angles' has {a.size} entries but 'sinogram' has "
@@ -351,8 +467,8 @@ def _validate_open(f) -> tuple[str, dict[str, Any], dict[str, np.ndarray]]:
                             f"{y.shape[2]} detector bins")
     else:
         mask = _dataset(f, "mask", problems, "the k-space sampling mask of an MRI file")
-        if mask is not None:
-            mk = np.asarray(mask[()])
+        if mask is not None and _dtype_problem(mask, "mask", problems, bool_ok=True):
+            mk = _read(mask, "mask") if mask.ndim == 2 else np.zeros((0,) * mask.ndim)
             if mk.ndim != 2:
                 problems.append(f"'mask' must be 2D [H, W], got shape {mk.shape}")
             elif mk.dtype != bool and not np.all((mk == 0) | (mk == 1)):
@@ -372,7 +488,9 @@ def _validate_open(f) -> tuple[str, dict[str, Any], dict[str, np.ndarray]]:
             maps = _dataset(f, "sensitivity_maps", problems,
                             "coil sensitivity maps of a multi-coil file")
             if maps is not None:
-                if not np.issubdtype(maps.dtype, np.complexfloating):
+                if not _dtype_problem(maps, "sensitivity_maps", problems, complex_ok=True):
+                    pass
+                elif not np.issubdtype(maps.dtype, np.complexfloating):
                     problems.append(f"'sensitivity_maps' has dtype {maps.dtype}; complex needed")
                 elif maps.ndim not in (3, 4):
                     problems.append(f"'sensitivity_maps' has shape {maps.shape}; expected "
@@ -386,11 +504,13 @@ def _validate_open(f) -> tuple[str, dict[str, Any], dict[str, np.ndarray]]:
                     if image_shape is not None and y is not None:  # bound before reading
                         _size_problem("the file", kind, int(y.shape[0]), image_shape,
                                       tuple(y.shape[1:]), maps_shape=tuple(maps.shape))
-                    arrays["maps"] = np.asarray(maps[()])
+                    arrays["maps"] = _read(maps, "sensitivity_maps")
                     bad = int(arrays["maps"].size - np.count_nonzero(np.isfinite(arrays["maps"])))
                     if bad:
                         problems.append(f"'sensitivity_maps' holds {bad} NaN or infinite "
                                         "value(s); the coil maps are damaged")
+                    else:
+                        problems += _zero_maps_problems(arrays["maps"])
                     if params is not None and "n_coils" in params \
                             and params["n_coils"] != maps.shape[-3]:
                         problems.append(f"operator_params n_coils={params['n_coils']} but "
@@ -399,12 +519,7 @@ def _validate_open(f) -> tuple[str, dict[str, Any], dict[str, np.ndarray]]:
         n_views = int(y.shape[1]) if kind == "ct" else 0
         _size_problem("the file", kind, int(y.shape[0]), image_shape, tuple(y.shape[1:]),
                       n_views)
-    grp = f.get("operator")
-    if grp is not None:
-        for name, ds in grp.items():
-            arrays[name] = np.asarray(ds[()])
-            if arrays[name].dtype.kind in "fc" and not np.all(np.isfinite(arrays[name])):
-                problems.append(f"'operator/{name}' contains NaN or infinite values")
+    problems += _operator_group(f, arrays)
 
     ref = f.get("reference")
     if ref is not None:
@@ -412,8 +527,8 @@ def _validate_open(f) -> tuple[str, dict[str, Any], dict[str, np.ndarray]]:
                 image_shape is not None and tuple(ref.shape[1:]) != tuple(image_shape)):
             want = (n if n is not None else "N", *(image_shape or ("H", "W")))
             problems.append(f"'reference' has shape {ref.shape}, expected {want}")
-        else:
-            r = np.asarray(ref[()], np.float32)
+        elif _dtype_problem(ref, "reference", problems):
+            r = _read(ref, "reference").astype(np.float32)
             if not np.all(np.isfinite(r)):
                 problems.append("'reference' contains NaN or infinite values")
             elif r.size and (r.min() < -1e-3 or r.max() > 1 + 1e-3):
@@ -422,7 +537,14 @@ def _validate_open(f) -> tuple[str, dict[str, Any], dict[str, np.ndarray]]:
     geo = {}
     for name, shape in (("affine", (4, 4)), ("spacing", (3,)), ("intensity", (2,))):
         ds = _dataset(f, name, problems, f"geometry: {shape} float")
-        geo[name] = np.asarray(ds[()], np.float64) if ds is not None else None
+        if ds is not None and (not _dtype_problem(ds, name, problems) or ds.shape != shape):
+            if ds.shape != shape and not any(name in p for p in problems):
+                what = {"affine": "affine must be a finite 4x4 matrix",
+                        "spacing": "spacing must be 3 positive numbers (slice, row, col)",
+                        "intensity": "intensity must be 2 finite numbers (lo, hi)"}[name]
+                problems.append(f"{what}, got shape {ds.shape}")
+            ds = None
+        geo[name] = _read(ds, name).astype(np.float64) if ds is not None else None
     if all(v is not None for v in geo.values()):
         problems += _geometry_problems(geo["affine"], geo["spacing"], geo["intensity"])
     if problems:
@@ -467,7 +589,18 @@ def read_measurement(path: str | Path, device: torch.device | str = "cpu") -> Me
     path = Path(path)
     with h5py.File(path, "r") as f:
         kind, params, arrays = _validate_open(f)
-        y_np = np.asarray(f[DATA_NAME[kind]][()])
+        try:
+            y_np = _read(f[DATA_NAME[kind]], DATA_NAME[kind])
+        except MeasurementError as e:
+            raise MeasurementError(f"{path}: {e}") from None
+        from ..validation import float32_overflow
+
+        over = float32_overflow(y_np)
+        if over:
+            raise MeasurementError(
+                f"{path}: {DATA_NAME[kind]!r} holds {over} value(s) beyond float32's range "
+                f"(|x| > {np.finfo(np.float32).max:.3g}; largest {np.nanmax(np.abs(y_np)):.3g}): "
+                "they would become infinite; rescale the data before saving")
         finite = np.isfinite(y_np)
         if not finite.all():
             bad_slices = np.flatnonzero(~finite.reshape(finite.shape[0], -1).all(axis=1))

@@ -135,6 +135,17 @@ def _check_array(arr: np.ndarray, what: str) -> np.ndarray:
                           "(or the series/frame you chose) really contains voxels.")
     if arr.ndim != 3:
         raise VolumeError(f"{what}: expected a 3D volume (slices, H, W), got shape {arr.shape}")
+    from ..validation import InputError, check_real_dtype, float32_overflow
+
+    try:
+        check_real_dtype(arr.dtype, what, bool_ok=True)
+    except InputError as e:
+        raise VolumeError(str(e)) from None
+    over = float32_overflow(arr)
+    if over:
+        raise VolumeError(f"{what}: {over} voxel(s) lie beyond float32's range (largest "
+                          f"{np.nanmax(np.abs(arr)):.3g} > 3.4e38): they would become infinite; "
+                          "rescale the volume before saving it")
     arr = arr.astype(np.float32, copy=False)
     bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
     if bad:
@@ -235,8 +246,11 @@ def _read_nifti(path: Path, frame: int | None) -> tuple[np.ndarray, np.ndarray]:
         # fail before reading a possibly large 4D array
         _select_frame(np.empty(shape, dtype=np.uint8), None, str(path))
     _check_claimed_size(path, shape)
+    _check_nifti_data_present(path, img)  # a truncated or damaged file, before the big read
     try:
-        arr = np.asarray(img.get_fdata(dtype=np.float32))
+        arr = _nifti_data(path, img)
+    except VolumeError:
+        raise
     except Exception as e:
         raise VolumeError(f"{path}: the voxel data could not be read ({e}); the file may be "
                           "truncated") from e
@@ -244,6 +258,76 @@ def _read_nifti(path: Path, frame: int | None) -> tuple[np.ndarray, np.ndarray]:
         arr = arr[:, :, None]
     arr = _select_frame(arr, frame, str(path))
     return arr, np.asarray(img.affine, dtype=np.float64)
+
+
+def _nifti_data(path: Path, img) -> np.ndarray:
+    """The voxels scaled by the header's scl_slope/scl_inter in float64, refused when the
+    scaling is not finite or puts values beyond float32 (nibabel would scale int16 by a float32
+    slope and give inf without a word)."""
+    proxy = img.dataobj
+    raw = np.asarray(proxy.get_unscaled()) if hasattr(proxy, "get_unscaled") else np.asarray(proxy)
+    slope = float(getattr(proxy, "slope", 1.0))
+    inter = float(getattr(proxy, "inter", 0.0))
+    if not (np.isfinite(slope) and np.isfinite(inter)):
+        raise VolumeError(f"{path}: the header's intensity scaling is not finite (scl_slope="
+                          f"{slope}, scl_inter={inter}); fix the header (slope 1, intercept 0)")
+    if raw.dtype.kind in "iu" and raw.size:
+        lo, hi = float(raw.min()), float(raw.max())
+        ends = np.array([lo * slope + inter, hi * slope + inter])
+        if not np.all(np.isfinite(ends)) or np.max(np.abs(ends)) > np.finfo(np.float32).max:
+            raise VolumeError(f"{path}: {raw.dtype} data {lo:g}..{hi:g} scaled by scl_slope="
+                              f"{slope:g}, scl_inter={inter:g} give {ends[0]:.3g}..{ends[1]:.3g}, "
+                              "beyond float32's range: an impossible intensity range; fix the "
+                              "header's scaling")
+    if slope == 1.0 and inter == 0.0:
+        return raw
+    return raw.astype(np.float64) * slope + inter
+
+
+def _check_nifti_data_present(path: Path, img) -> None:
+    """Refuse a NIfTI whose file holds fewer voxel bytes than its header claims (a 752-byte
+    file claiming 1000^3 voxels) and a .nii.gz whose gzip stream fails its CRC or length check
+    (nibabel does not verify it: damaged integer data would be read as plausible values).
+    Streaming: one decompression pass in 4 MiB pieces, bounded by the claimed size."""
+    hdr = img.header
+    try:
+        offset = int(hdr.get_data_offset())
+        need = offset + int(np.prod(hdr.get_data_shape(), dtype=np.float64)) * \
+            np.dtype(hdr.get_data_dtype()).itemsize
+    except Exception:  # a header nibabel could not size: the read reports it
+        return
+    if _suffix(path) == ".nii.gz":
+        have = _gzip_size(path, limit=need + (64 << 20))
+    else:
+        have = path.stat().st_size
+    if have < need:
+        raise VolumeError(f"{path}: truncated: its header claims {need:,} bytes of header and "
+                          f"voxels ({' x '.join(map(str, hdr.get_data_shape()))} "
+                          f"{hdr.get_data_dtype()}) but the file holds {have:,}; copy the file "
+                          "again")
+
+
+def _gzip_size(path: Path, limit: float) -> int:
+    """Decompressed size of a gzip file, verifying every member's CRC-32 and length; stops
+    (refusing) past `limit` bytes (more data than the header can use: not this file)."""
+    import gzip
+    import zlib
+
+    total = 0
+    try:
+        with gzip.open(path, "rb") as f:
+            while True:
+                chunk = f.read(1 << 22)
+                if not chunk:
+                    return total
+                total += len(chunk)
+                if total > limit:
+                    raise VolumeError(f"{path}: the gzip stream holds more than {limit:,.0f} "
+                                      "bytes, far more than the header claims; not a valid "
+                                      "NIfTI file")
+    except (OSError, EOFError, zlib.error) as e:
+        raise VolumeError(f"{path}: the gzip data are damaged ({e}); the voxels cannot be "
+                          "trusted: copy or export the file again") from None
 
 
 def _check_claimed_size(path: Path, shape: tuple[int, ...]) -> None:
