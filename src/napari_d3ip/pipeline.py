@@ -316,7 +316,7 @@ def reconstruct(measurement: Measurement, config: RunConfig,
                                             "operator_norm2": norms.norm2,
                                             "operator_mean_eigenvalue": norms.mean_eig,
                                             "nfe_run": len(grid), **extra})
-    return _finish(volume, card, m.reference)
+    return _finish(volume, card, m.reference, m)
 
 
 def _reconstruct_tv(m: Measurement, cfg: RunConfig, device: torch.device,
@@ -339,10 +339,28 @@ def _reconstruct_tv(m: Measurement, cfg: RunConfig, device: torch.device,
     card = run_card(cfg, m, None, device, {
         "timings": {"total_seconds": round(time.perf_counter() - t0, 3)},
         "adaptation": {"adapter": "none"}, "operator_norm2": norm2, "operator_mean_eigenvalue": mean_eig})
-    return _finish(volume, card, ref)
+    return _finish(volume, card, ref, m)
 
 
-def _finish(volume: np.ndarray, card: dict, ref: np.ndarray | None) -> Result:
+def data_residual(m: Measurement, volume: np.ndarray, batch: int = 32) -> float:
+    """||A x - y|| / ||y|| of a result (N, H, W): what a run without a reference reports."""
+    num = den = 0.0
+    with torch.no_grad():
+        x = torch.from_numpy(np.ascontiguousarray(volume, np.float32))[:, None].to(m.y.device)
+        for idx, sub in m.batches(batch):
+            num += float((sub.operator.forward(x[idx]) - sub.y).abs().pow(2).sum())
+            den += float(sub.y.abs().pow(2).sum())
+    return float(np.sqrt(num / den)) if den > 0 else float("nan")
+
+
+def _centre_crop(a: np.ndarray, crop: list[int]) -> np.ndarray:
+    h, w = a.shape[-2:]
+    r0, c0 = h // 2 - crop[0] // 2, w // 2 - crop[1] // 2
+    return a[..., r0:r0 + crop[0], c0:c0 + crop[1]]
+
+
+def _finish(volume: np.ndarray, card: dict, ref: np.ndarray | None,
+            m: Measurement | None = None) -> Result:
     bad = nonfinite_slices(volume)
     if bad:
         import warnings
@@ -351,9 +369,16 @@ def _finish(volume: np.ndarray, card: dict, ref: np.ndarray | None) -> Result:
         warnings.warn(f"the reconstruction holds NaN/inf in {len(bad)} slice(s) "
                       f"({', '.join(map(str, bad[:8]))}): the solver diverged there; its "
                       "metrics are NaN", RuntimeWarning, stacklevel=3)
-    metrics = evaluate(volume, ref) if ref is not None else None
+    crop = m.simulation.get("reference_crop") if m is not None else None
+    if ref is not None and crop:  # a file's reference covers a centre crop (fastMRI's)
+        card["metrics_crop"] = list(crop)
+        metrics = evaluate(_centre_crop(volume, crop), _centre_crop(np.asarray(ref), crop))
+    else:
+        metrics = evaluate(volume, ref) if ref is not None else None
     if metrics is not None:
         card["metrics"] = {k: v for k, v in metrics.items() if k != "per_slice"}
+    elif m is not None and m.n_slices == volume.shape[0] and not bad:
+        card["data_residual"] = data_residual(m, volume)
     return Result(volume=volume, card=card, metrics=metrics)
 
 

@@ -267,5 +267,9 @@ def _cmd(args) -> int:
     summary = f"{label}: {m.n_slices}x{m.image_shape[0]}x{m.image_shape[1]} in {t:.1f} s"
     if result.metrics:
         summary += f", {describe_quality(result.metrics, m.n_slices)}"
+        if result.card.get("metrics_crop"):
+            summary += " (in the reference's centre crop {}x{})".format(*result.card["metrics_crop"])
+    elif "data_residual" in result.card:
+        summary += f", no reference: data residual ||Ax-y||/||y|| = {result.card['data_residual']:.4f}"
     print(f"{summary} -> {nii} (+ {card.name})")
     return 0
