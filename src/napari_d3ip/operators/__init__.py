@@ -155,7 +155,7 @@ def operator_from_params(params: dict[str, Any], arrays: dict[str, np.ndarray] |
         return ParallelBeamCT(params["image_shape"], n_views=int(params.get("n_views", 60)),
                               n_det=params.get("n_det"), filter=params.get("filter", "ram-lak"),
                               angles=None if angles is None else np.asarray(angles),
-                              device=device)
+                              device=device, center_offset=params.get("center_offset", 0.0))
     if "mask" not in arrays:
         raise OperatorError(f"{kind} operators need the 'mask' array to be rebuilt")
     if kind == "mri":

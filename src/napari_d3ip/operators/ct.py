@@ -55,8 +55,12 @@ def _trapezoid_cdf(t: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def system_matrix_triplets(image_shape: tuple[int, int], angles_deg: np.ndarray,
-                           n_det: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(rows, cols, values) of A: rows = view * n_det + bin, cols = row-major pixel index."""
+                           n_det: int, center_offset: float = 0.0
+                           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(rows, cols, values) of A: rows = view * n_det + bin, cols = row-major pixel index.
+
+    `center_offset` moves the rotation axis on the detector from bin n_det//2 to
+    n_det//2 + center_offset (bins; measured files rarely have it in the middle)."""
     h, w = image_shape
     th = np.deg2rad(np.asarray(angles_deg, dtype=np.float64))
     c, s = np.cos(th), np.sin(th)
@@ -65,7 +69,7 @@ def system_matrix_triplets(image_shape: tuple[int, int], angles_deg: np.ndarray,
     ii, jj = np.meshgrid(np.arange(h) - h // 2, np.arange(w) - w // 2, indexing="ij")
     u = jj.ravel().astype(np.float64)[None]
     v = ii.ravel().astype(np.float64)[None]
-    centre = u * c[:, None] - v * s[:, None] + n_det // 2  # (views, pixels), in bin units
+    centre = u * c[:, None] - v * s[:, None] + (n_det // 2 + center_offset)  # (views, pixels), bins
     first = np.floor(centre - 0.5 * (a + b) + 0.5).astype(np.int64)
     pix = np.broadcast_to(np.arange(h * w, dtype=np.int64)[None], centre.shape)
     view = np.broadcast_to(np.arange(len(th), dtype=np.int64)[:, None], centre.shape)
@@ -93,10 +97,10 @@ def _torch_csr(m: scipy.sparse.csr_matrix, device: torch.device, dtype: torch.dt
 
 @lru_cache(maxsize=16)
 def _matrices(h: int, w: int, angles: tuple[float, ...], n_det: int, device: torch.device,
-              dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+              dtype: torch.dtype, center_offset: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
     """(A, A^T) as int32 CSR tensors; cached per geometry, device and dtype. scipy does the
     sorting into CSR (several times faster than numpy lexsort at 256^2)."""
-    r, c, v = system_matrix_triplets((h, w), np.asarray(angles), n_det)
+    r, c, v = system_matrix_triplets((h, w), np.asarray(angles), n_det, center_offset)
     a = scipy.sparse.csr_matrix((v, (r, c)), shape=(len(angles) * n_det, h * w))
     a.sort_indices()
     at = a.transpose().tocsr()
@@ -161,7 +165,10 @@ class ParallelBeamCT(Operator):
     def __init__(self, image_shape: tuple[int, int], n_views: int | None = None,
                  n_det: int | None = None, filter: str = "ram-lak",
                  angles: np.ndarray | list[float] | None = None,
-                 device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32):
+                 device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32,
+                 center_offset: float = 0.0):
+        """`center_offset`: the rotation axis sits at detector bin n_det//2 + center_offset
+        (0 for simulations; measured scans set it from their rotation centre)."""
         super().__init__(image_shape, device, dtype)
         if min(self.image_shape) < 1:
             raise OperatorError(f"image_shape must be positive, got {self.image_shape}")
@@ -183,6 +190,15 @@ class ParallelBeamCT(Operator):
                                 f"{', '.join(FILTERS)}")
         if dtype not in (torch.float32, torch.float64):
             raise OperatorError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
+        try:
+            center_offset = float(center_offset)
+        except (TypeError, ValueError):
+            raise OperatorError(f"center_offset must be a number of detector bins, got "
+                                f"{center_offset!r}") from None
+        if not math.isfinite(center_offset) or abs(center_offset) >= n_det:
+            raise OperatorError(f"center_offset must be finite and within the detector "
+                                f"(|offset| < n_det={n_det}), got {center_offset}")
+        self.center_offset = center_offset
         self.angles = angles
         self.n_views = int(angles.size)
         self.n_det = int(n_det)
@@ -196,7 +212,7 @@ class ParallelBeamCT(Operator):
     def matrices(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(A, A^T) as CSR tensors (built on first use, then cached per geometry)."""
         return _matrices(*self.image_shape, tuple(float(a) for a in self.angles), self.n_det,
-                         self.device, self.dtype)
+                         self.device, self.dtype, self.center_offset)
 
     def _check_sino(self, y: torch.Tensor) -> None:
         if y.dim() != 3 or tuple(y.shape[1:]) != self.meas_shape:
@@ -232,15 +248,20 @@ class ParallelBeamCT(Operator):
     # -- bookkeeping -----------------------------------------------------------------------
     def to(self, device: torch.device | str) -> ParallelBeamCT:
         return ParallelBeamCT(self.image_shape, self.n_views, self.n_det, self.filter,
-                              self.angles, device=device, dtype=self.dtype)
+                              self.angles, device=device, dtype=self.dtype,
+                              center_offset=self.center_offset)
 
     def params(self) -> dict[str, Any]:
-        return {"kind": self.kind, "n_views": self.n_views, "n_det": self.n_det,
-                "filter": self.filter, "image_shape": list(self.image_shape)}
+        out = {"kind": self.kind, "n_views": self.n_views, "n_det": self.n_det,
+               "filter": self.filter, "image_shape": list(self.image_shape)}
+        if self.center_offset:  # only measured scans have one: simulated params stay as they were
+            out["center_offset"] = self.center_offset
+        return out
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {"angles": self.angles.copy()}
 
     def __repr__(self) -> str:
+        off = f", center_offset={self.center_offset:g}" if self.center_offset else ""
         return (f"ParallelBeamCT(image_shape={self.image_shape}, n_views={self.n_views}, "
-                f"n_det={self.n_det}, filter={self.filter!r}, device={self.device})")
+                f"n_det={self.n_det}, filter={self.filter!r}{off}, device={self.device})")
