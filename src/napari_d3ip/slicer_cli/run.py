@@ -160,6 +160,8 @@ def source_namespace(args: argparse.Namespace) -> argparse.Namespace:
         raise SlicerArgumentError("give either 'Volume to simulate a scan from' (--input_volume) or "
                                   "'Measurement file' (--measurement), " +
                                   ("not both" if volume else "one of them"))
+    if meas:  # the file holds its scan: no simulation option is a reader option
+        return argparse.Namespace(measurement=meas, volume=None, sample=None)
     return argparse.Namespace(measurement=meas, volume=volume, sample=None,
                               operator=args.operator, views=args.views,
                               accel=args.accel if args.accel > 0 else None,
@@ -342,8 +344,8 @@ def main(argv: list[str] | None = None) -> int:
         from .module import print_or_write
 
         return print_or_write(args)
-    warnings.showwarning = _warning_to_stdout
-    with CancelOnSignal() as cancel:
+    with warnings.catch_warnings(), CancelOnSignal() as cancel:  # both restored on return
+        warnings.showwarning = _warning_to_stdout
         try:
             return run(args, argv, cancel)
         except Cancelled as c:
