@@ -47,6 +47,8 @@ def _cmd(args) -> int:
         raise ValueError(f"--nfe must be between 1 and 1000 (the schedule's T), got {args.nfe}")
     if not (math.isfinite(args.eta) and 0.0 <= args.eta <= 1.0):
         raise ValueError(f"--eta must be in [0, 1], got {args.eta}")
+    if not 0 <= args.seed <= 2**63 - 1:  # torch's generators take no more
+        raise ValueError(f"--seed must be an integer in 0..2**63-1, got {args.seed}")
     prior_files = []
     if str(args.prior).endswith((".safetensors", ".json")) or "/" in str(args.prior):
         p = Path(args.prior)

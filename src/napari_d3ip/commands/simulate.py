@@ -113,6 +113,9 @@ def check_simulation_options(args) -> None:
         raise ValueError(f"--coils must be >= 1, got {args.coils}")
     if args.noise is not None and (not math.isfinite(args.noise) or args.noise < 0):
         raise ValueError(f"--noise must be a finite number >= 0, got {args.noise}")
+    seed = getattr(args, "seed", 0)
+    if seed is not None and not 0 <= seed <= 2**63 - 1:  # torch's generators take no more
+        raise ValueError(f"--seed must be an integer in 0..2**63-1, got {seed}")
 
 
 def check_simulation_size(args, image_shape: tuple[int, int], n_slices: int) -> None:

@@ -80,15 +80,26 @@ def register(sub) -> None:
     p.set_defaults(func=_cmd_train)
 
 
+def _int_list(text: str, flag: str) -> tuple[int, ...]:
+    """'1,2,2' -> (1, 2, 2); anything else is an error naming the option."""
+    from ..core.training import TrainConfigError
+
+    try:
+        return tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise TrainConfigError(f"train-prior: {flag} must be comma-separated integers, e.g. "
+                               f"1,2,2,2; got {text!r}") from None
+
+
 def _cmd_train(args) -> int:
     from ..core.training import TrainConfig, train_prior
 
     cfg = TrainConfig.from_recipe(
         args.recipe,
         out=args.out, size=args.size, channels=args.channels,
-        channel_mults=tuple(int(m) for m in args.mults.split(",")),
+        channel_mults=_int_list(args.mults, "--mults"),
         num_res_blocks=args.res_blocks,
-        attn_resolutions=tuple(int(a) for a in args.attn.split(",") if a),
+        attn_resolutions=_int_list(args.attn, "--attn"),
         render_size=args.render_size, steps=args.steps, batch=args.batch, lr=args.lr,
         n_mean=args.ellipses, phantoms=args.phantoms, seed=args.seed, init_from=args.init_from,
         device=args.device, threads=args.threads, bf16=args.bf16,

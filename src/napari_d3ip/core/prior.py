@@ -282,6 +282,9 @@ def shipped_priors() -> list[str]:
 
 
 def _resolve(name_or_path: str | Path) -> Path:
+    if not str(name_or_path).strip():
+        raise PriorError(f"the prior name is empty; pass a shipped prior ({', '.join(shipped_priors())}), "
+                         "'auto', or the path of a .safetensors file (--prior)")
     p = Path(name_or_path)
     if p.suffix == ".json":
         p = p.with_suffix(".safetensors")

@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
+from ..errors import D3IPError
 from .phantoms import FAMILIES, ellipses
 from .prior import Prior
 from .schedule import VPSchedule, q_sample
@@ -101,11 +102,107 @@ class TrainConfig:
         base.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**base)
 
+    def validate(self) -> TrainConfig:
+        """Every field against what training accepts, before a folder or a network exists:
+        a TrainConfigError naming the option (CLI flag) and the fix."""
+        problems = [p for p in (_field_problem(self, f) for f in _TRAIN_RULES) if p]
+        if self.render_size and self.render_size < self.size:
+            problems.append(f"--render-size {self.render_size} must be 0 or >= --size {self.size}")
+        div = 2 ** (len(self.channel_mults) - 1) if isinstance(self.channel_mults, tuple | list) else 1
+        if isinstance(self.size, int) and self.size >= 1 and self.size % div:
+            problems.append(f"--size {self.size} must be a multiple of {div} (the UNet halves it "
+                            f"{len(self.channel_mults) - 1} times)")
+        if self.phantoms not in FAMILIES:
+            problems.append(f"--phantoms {self.phantoms!r}: one of {', '.join(FAMILIES)}")
+        if not isinstance(self.name, str) or not self.name.strip() or "/" in self.name:
+            problems.append(f"--name {self.name!r} must be a non-empty file name (no '/')")
+        if problems:
+            raise TrainConfigError("train-prior: " + "; ".join(problems))
+        return self
+
     def recipe_card(self) -> dict:
         """What the card records of the recipe."""
         return {k: getattr(self, k) for k in (
             "prediction", "min_snr_gamma", "lr", "beta2", "warmup", "decay_fraction", "ema",
             "ema_decay", "ema_gamma", "grad_clip", "batch", "weight_decay")}
+
+
+class TrainConfigError(D3IPError):
+    """A training option out of range: names the option and what it accepts."""
+
+
+def _int_ok(lo: int, hi: int = 2**63 - 1):
+    return lambda v: isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi
+
+
+def _float_ok(lo: float, hi: float = math.inf, lo_open: bool = False, hi_open: bool = False):
+    def ok(v) -> bool:
+        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+            return False
+        return (v > lo if lo_open else v >= lo) and (v < hi if hi_open else v <= hi)
+    return ok
+
+
+def _ints_ok(allow_empty: bool):
+    return lambda v: isinstance(v, tuple | list) and (allow_empty or len(v) > 0) and all(
+        isinstance(x, int) and not isinstance(x, bool) and 1 <= x <= 64 for x in v)
+
+
+# field -> (CLI flag, check, what it accepts)
+_TRAIN_RULES = {
+    "size": ("--size", _int_ok(8, 4096), "an integer in 8..4096"),
+    "render_size": ("--render-size", _int_ok(0, 8192), "0 or an integer up to 8192"),
+    "channels": ("--channels", _int_ok(1, 4096), "an integer in 1..4096"),
+    "channel_mults": ("--mults", _ints_ok(False), "comma-separated integers in 1..64"),
+    "num_res_blocks": ("--res-blocks", _int_ok(0, 64), "an integer in 0..64"),
+    "attn_resolutions": ("--attn", _ints_ok(True), "comma-separated integers (or empty)"),
+    "steps": ("--steps", _int_ok(1), "an integer >= 1"),
+    "batch": ("--batch", _int_ok(1, 65536), "an integer in 1..65536"),
+    "lr": ("--lr", _float_ok(0.0, 1.0, lo_open=True), "a finite number in (0, 1]"),
+    "warmup": ("warmup", _int_ok(0), "an integer >= 0"),
+    "weight_decay": ("weight_decay", _float_ok(0.0, 1.0), "a number in [0, 1]"),
+    "ema_decay": ("ema_decay", _float_ok(0.0, 1.0, hi_open=True), "a number in [0, 1)"),
+    "grad_clip": ("grad_clip", _float_ok(0.0), "a finite number >= 0"),
+    "n_mean": ("--ellipses", _float_ok(0.0, 1e4, lo_open=True), "a number in (0, 10000]"),
+    "n_max": ("n_max", _int_ok(1, 10000), "an integer in 1..10000"),
+    "seed": ("--seed", _int_ok(0), "an integer in 0..2**63-1 (what torch's generators take)"),
+    "threads": ("--threads", _int_ok(0, 4096), "an integer in 0..4096"),
+    "min_snr_gamma": ("--min-snr-gamma", _float_ok(0.0, 1e6), "a finite number >= 0"),
+    "beta2": ("--beta2", _float_ok(0.0, 1.0, lo_open=True, hi_open=True), "a number in (0, 1)"),
+    "decay_fraction": ("--decay-fraction", _float_ok(0.0, 1.0), "a number in [0, 1]"),
+    "ema_gamma": ("ema_gamma", _float_ok(0.0, 1e6, lo_open=True), "a finite number > 0"),
+    "budget_minutes": ("--budget-minutes", _float_ok(0.0), "a finite number >= 0"),
+    "checkpoint_minutes": ("--checkpoint-minutes", _float_ok(0.0, lo_open=True),
+                           "a finite number > 0"),
+    "val_every": ("--val-every", _int_ok(0), "an integer >= 0"),
+}
+
+
+def _field_problem(cfg: TrainConfig, name: str) -> str | None:
+    flag, ok, accepts = _TRAIN_RULES[name]
+    v = getattr(cfg, name)
+    return None if ok(v) else f"{flag} must be {accepts}, got {v!r}"
+
+
+def check_training_resources(cfg: TrainConfig) -> None:
+    """The network, its EMA copy, gradients and AdamW moments (5 copies of the parameters,
+    counted on the meta device: no memory) and one batch's activations (forward + backward,
+    cost.GRAD_BYTES_PER_PX scaled by the width) bounded by the available memory."""
+    from ..cost import GRAD_BYTES_PER_PX, REF_CHANNELS
+    from ..io.files import check_memory
+    from .prior import _MetaParameters
+
+    try:
+        with _MetaParameters():
+            params = sum(p.numel() for p in UNet(cfg.unet_config()).parameters())
+    except Exception as e:  # an architecture torch cannot build
+        raise TrainConfigError(f"train-prior: the UNet (--channels {cfg.channels}, --mults "
+                               f"{','.join(map(str, cfg.channel_mults))}) cannot be built: {e}") from None
+    acts = GRAD_BYTES_PER_PX * cfg.channels / REF_CHANNELS * cfg.size ** 2 * cfg.batch
+    phantoms = 4.0 * cfg.batch * render_size(cfg) ** 2 * 3
+    check_memory(5 * 4.0 * params + acts + phantoms,
+                 f"train-prior (a {params:,}-parameter UNet, --channels {cfg.channels}; "
+                 f"--batch {cfg.batch} of {cfg.size}x{cfg.size})")
 
 
 # fields that belong to a run (fixed at its start); the rest may change on resume
@@ -303,8 +400,11 @@ class Trainer:
     def __init__(self, cfg: TrainConfig, resume: bool = False, command: str | None = None):
         from .prior import resolve_device
 
+        cfg.validate()  # every option, then memory and the folder: before any network exists
+        check_training_resources(cfg)
         self.cfg = cfg
         self.out = Path(cfg.out)
+        check_run_folder(self.out)
         self.device = resolve_device(cfg.device)
         if cfg.threads > 0:
             torch.set_num_threads(cfg.threads)
@@ -593,6 +693,16 @@ def train_prior(cfg: TrainConfig, resume: bool = False, progress: bool = True,
     """Train (or resume) and export the EMA prior; returns the exported .safetensors path."""
     trainer = Trainer(cfg, resume=resume, command=command)
     return trainer.run(progress=progress)
+
+
+def check_run_folder(out: Path) -> None:
+    """The run folder as every file of the run will meet it: not a file, on a real writable
+    filesystem with room for the checkpoints (io.files.check_destination)."""
+    from ..io.files import OutputError, check_destination
+
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"--out {out} is a file; a training run needs a folder")
+    check_destination(out / "checkpoint_model.safetensors", what="training run", option="--out")
 
 
 def _drop_rows_after(path: Path, step: int) -> None:
