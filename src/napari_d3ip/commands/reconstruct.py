@@ -255,6 +255,10 @@ def _cmd(args) -> int:
         check_simulation_options(args)
     say(f"d3ip reconstruct: preparing: {describe_source(args)}; {describe_run(cfg)} ...", args.quiet)
     m = load_measurement(args)
+    from ..io.files import check_destination
+
+    check_destination(out, 4.0 * m.n_slices * m.image_shape[0] * m.image_shape[1] + 4096,
+                      what="result volume")  # the size is known now: space, ulimit -f
     say(describe_estimate(m, cfg), args.quiet)
     label = cfg.solver if cfg.adapter == "none" else f"{cfg.adapter}+{cfg.solver}"
     try:

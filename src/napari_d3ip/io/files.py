@@ -157,11 +157,16 @@ def check_output(path: str | Path, *, suffixes: Iterable[str] | None = None,
     folder = existing_ancestor(path.parent)
     if not folder.is_dir():
         raise OutputError(f"{option} {path}: {folder} is a file, not a folder")
-    for out in planned_outputs(path):
-        if out.exists() and not force:
-            extra = "" if out == path else f" (the data file that {path.name} would write)"
-            raise FileExistsError(f"{out} exists{extra}; pass --force to overwrite it or choose "
-                                  f"another {option}")
+    if path.exists() and not force:
+        raise FileExistsError(f"{path} exists; pass --force to overwrite it or choose another "
+                              f"{option}")
+    for out in planned_outputs(path)[1:]:
+        if out.exists() and not (force and owned_data_file(path, out)):
+            raise FileExistsError(
+                f"{out} exists: the data file {path.name} would write. "
+                + ("It is not the data file of an existing " + path.name + ", so it is never "
+                   "replaced, not even with --force: move it or " if force else
+                   "Pass --force to overwrite both, or ") + f"choose another {option}")
     check_destination(path, nbytes, what=what, option=option)
     return path
 
@@ -177,6 +182,12 @@ def planned_outputs(path: str | Path) -> list[Path]:
     if suffix_of(path) == ".mhd":
         return [path, path.with_suffix(".zraw")]
     return [path]
+
+
+def owned_data_file(header: Path, data: Path) -> bool:
+    """True when `header` exists and names `data` as its data file: replacing the header
+    (--force) may replace that file too; any other file of that name is not ours."""
+    return header.is_file() and any(same_file(data, f) for f in input_files(header)[1:])
 
 
 def input_files(path: str | Path) -> list[Path]:

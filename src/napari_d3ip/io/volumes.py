@@ -529,12 +529,11 @@ def write_volume(path: str | Path, volume: Volume | np.ndarray, affine: np.ndarr
     if suffix not in WRITE_SUFFIXES:
         raise VolumeError(f"{path}: cannot write {suffix or 'files without extension'!r}; use one "
                           f"of {', '.join(WRITE_SUFFIXES)}")
-    from .files import check_output, planned_outputs
+    from .files import check_output
 
-    for out in planned_outputs(path):  # the .mhd's data file too: never replaced unasked
-        if out.exists() and not overwrite:
-            raise FileExistsError(f"{out} exists; pass overwrite=True (CLI: --force) to replace "
-                                  "it, or choose another name")
+    if path.exists() and not overwrite:  # (an .mhd's data file: check_output below)
+        raise FileExistsError(f"{path} exists; pass overwrite=True (CLI: --force) to replace it, "
+                              "or choose another name")
     if isinstance(volume, Volume):
         data = volume.data
         aff = volume.affine if affine is None else affine
