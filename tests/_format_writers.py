@@ -113,3 +113,64 @@ def _centre_run(mask: np.ndarray) -> int:
     while hi < mask.size and mask[hi]:
         hi += 1
     return hi - lo
+
+
+# -- ISMRMRD -------------------------------------------------------------------------------
+_IDX = np.dtype([(n, "<u2") for n in ("kspace_encode_step_1", "kspace_encode_step_2", "average",
+                                       "slice", "contrast", "phase", "repetition", "set",
+                                       "segment")] + [("user", "<u2", (8,))])
+ACQ_HEAD = np.dtype([
+    ("version", "<u2"), ("flags", "<u8"), ("measurement_uid", "<u4"), ("scan_counter", "<u4"),
+    ("acquisition_time_stamp", "<u4"), ("physiology_time_stamp", "<u4", (3,)),
+    ("number_of_samples", "<u2"), ("available_channels", "<u2"), ("active_channels", "<u2"),
+    ("channel_mask", "<u8", (16,)), ("discard_pre", "<u2"), ("discard_post", "<u2"),
+    ("center_sample", "<u2"), ("encoding_space_ref", "<u2"), ("trajectory_dimensions", "<u2"),
+    ("sample_time_us", "<f4"), ("position", "<f4", (3,)), ("read_dir", "<f4", (3,)),
+    ("phase_dir", "<f4", (3,)), ("slice_dir", "<f4", (3,)), ("patient_table_position", "<f4", (3,)),
+    ("idx", _IDX), ("user_int", "<i4", (8,)), ("user_float", "<f4", (8,))])
+
+
+def write_ismrmrd_3d(path: Path, volume: np.ndarray, mask: np.ndarray, n_coils: int = 4,
+                     phase: float = 0.0, noise: float = 0.0, seed: int = 0,
+                     partitions_in_slice: bool = False, edit=None) -> Path:
+    """A 3-D Cartesian ISMRMRD file of `volume` (X, Y, Z): readout x oversampled 2x, one record
+    per (ky, kz) line of `mask` (Y, Z), plus one noise scan first. With `partitions_in_slice`
+    the kz index is stored in idx.slice (mridata.org's convention)."""
+    nx, ny, nz = volume.shape
+    maps = birdcage_maps(n_coils, (ny, nz)).numpy() if n_coils > 1 else np.ones((1, ny, nz))
+    ph = np.exp(1j * smooth_phase((ny, nz), phase))
+    img = (maps[:, None] * (volume * ph)[None]).astype(np.complex64)  # (C, X, Y, Z)
+    big = np.zeros((n_coils, 2 * nx, ny, nz), np.complex64)
+    big[:, nx // 2:nx // 2 + nx] = img
+    k = _fft(big, axes=(1, 2, 3))
+    small = _fft(img, axes=(2, 3))  # the per-readout-position problem's data
+    k = add_noise(k, mask[None, None], noise, seed, level_from=small * mask)
+    heads, datas = [np.zeros((), ACQ_HEAD)], [np.zeros(2 * n_coils * 2 * nx, np.float32)]
+    heads[0]["flags"] = 1 << 18
+    heads[0]["number_of_samples"], heads[0]["active_channels"] = 2 * nx, n_coils
+    for iy, iz in zip(*np.nonzero(mask), strict=True):
+        h = np.zeros((), ACQ_HEAD)
+        h["number_of_samples"], h["active_channels"] = 2 * nx, n_coils
+        h["available_channels"], h["center_sample"] = n_coils, nx
+        h["idx"]["kspace_encode_step_1"] = iy
+        h["idx"]["slice" if partitions_in_slice else "kspace_encode_step_2"] = iz
+        line = k[:, :, iy, iz]  # (C, samples)
+        d = np.empty(2 * line.size, np.float32)
+        d[0::2], d[1::2] = line.real.ravel(), line.imag.ravel()
+        heads.append(h)
+        datas.append(d)
+    rec = np.dtype([("head", ACQ_HEAD), ("traj", h5py.vlen_dtype(np.float32)),
+                    ("data", h5py.vlen_dtype(np.float32))])
+    arr = np.empty(len(heads), rec)
+    for i, (h, d) in enumerate(zip(heads, datas, strict=True)):
+        arr[i] = (h, np.zeros(0, np.float32), d)
+    hdr = header_xml((2 * nx, ny, nz), (2 * nx * 1.0, ny * 1.0, nz * 1.0), (nx, ny, nz),
+                     (nx * 1.0, ny * 1.0, nz * 1.0), step1=(0, ny - 1, ny // 2),
+                     step2=(0, nz - 1, nz // 2),
+                     slices=(0, nz - 1, nz // 2) if partitions_in_slice else (0, 0, 0))
+    with h5py.File(path, "w") as f:
+        f.create_dataset("dataset/xml", data=np.array([hdr.encode()], dtype=h5py.string_dtype()))
+        f.create_dataset("dataset/data", data=arr)
+        if edit is not None:
+            edit(f)
+    return path

@@ -189,3 +189,51 @@ def test_cli_reconstruct_and_inspect(tmp_path, volume, mask, capsys):
     assert main(["inspect", str(p), "--mask", "random", "--accel", "4"]) == 0
     text = capsys.readouterr().out
     assert "fastmri" in text and "training" in text and "reconstruction_rss" in text
+
+
+# -- ISMRMRD 3-D ------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def vol3d() -> np.ndarray:
+    from napari_d3ip.core.phantoms import ellipsoid_volume
+
+    return ellipsoid_volume(HW, seed=0)[13:19, :, 4:28].numpy().astype(np.float32)  # x, y, z
+
+
+def test_ismrmrd_3d_both_partition_conventions(tmp_path, vol3d):
+    from _format_writers import write_ismrmrd_3d
+    from napari_d3ip.operators import poisson_disc_mask
+
+    mask = poisson_disc_mask((HW, 24), 3.0, (8, 8), seed=0)
+    scores = []
+    for in_slice in (False, True):
+        p = write_ismrmrd_3d(tmp_path / f"a{in_slice}.h5", vol3d, mask, COILS, noise=0.01,
+                             phase=0.5, partitions_in_slice=in_slice)
+        info = inspect_file(p)
+        assert info["format"] == "ismrmrd" and info["noise_scans_skipped"] == 1
+        assert info["partitions_from"].startswith("slice" if in_slice else "kspace_encode_step_2")
+        assert info["image_shape"] == [HW, 24] and info["slices"] == 6
+        m = open_measurement(p)
+        np.testing.assert_array_equal(m.operator.mask_np, mask)
+        x = np.clip(run(m, CFG).volume * m.intensity[1], 0, 1)
+        scores.append(evaluate(x, vol3d)["psnr"])
+        assert scores[-1] > evaluate(x, vol3d[:, ::-1].copy())["psnr"] + 5  # not mirrored
+    assert scores[0] > 25 and abs(scores[0] - scores[1]) < 0.1, scores
+    assert open_measurement(p, OpenOptions(slices="2:4")).y.shape == (2, COILS, HW, 24)
+
+
+def test_ismrmrd_refusals(tmp_path, vol3d):
+    from _format_writers import write_ismrmrd_3d
+    from napari_d3ip.operators import poisson_disc_mask
+
+    sparse = np.zeros((HW, 24), bool)
+    sparse[::3, ::2] = True
+    with pytest.raises(MeasurementError, match="no fully sampled centre"):
+        open_measurement(write_ismrmrd_3d(tmp_path / "b.h5", vol3d, sparse, COILS))
+
+    def bad_xml(f):
+        del f["dataset/xml"]
+        f["dataset/xml"] = np.array([b"<ismrmrdHeader/>"], dtype=h5py.string_dtype())
+
+    mask = poisson_disc_mask((HW, 24), 3.0, (8, 8), seed=0)
+    with pytest.raises(MeasurementError, match="no <encoding>"):
+        open_measurement(write_ismrmrd_3d(tmp_path / "c.h5", vol3d, mask, COILS, edit=bad_xml))
