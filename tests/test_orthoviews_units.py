@@ -63,6 +63,7 @@ def test_sliders_step_one_voxel_on_every_axis(make_napari_viewer_proxy, qtbot):
     np.testing.assert_allclose(steps, SPACING)  # one step = one voxel, on every axis
     assert tuple(viewer.dims.nsteps) == SHAPE  # and the sliders span just the volume
     c = ViewControls(viewer)
+    viewer.window.add_dock_widget(c)  # the views are looked up in the dock's window
     if c.open():  # napari-orthogonal-views installed
         qtbot.waitUntil(c.views.is_shown, timeout=20000)
         for vm in c.views.view_models():

@@ -385,17 +385,6 @@ def test_docks_fit_a_1000_pixel_screen_and_views_are_labelled(setup, qtbot):
     rec.run.shutdown()
 
 
-def test_anatomical_labels_follow_the_affine():
-    from napari_d3ip.widgets.reconstruct_widget import anatomical_labels
-
-    assert anatomical_labels(np.eye(4)) == ("sagittal (L→R)", "coronal (P→A)", "axial (I→S)")
-    flipped = np.diag([-1.0, 1.0, -2.0, 1.0])[[2, 1, 0, 3]]
-    assert anatomical_labels(flipped)[0] == "axial (S→I)"
-    oblique = np.eye(4)
-    oblique[:3, :3] = [[0.7, 0.7, 0], [0.7, 0.7, 0.1], [0, 0, 1]]
-    assert anatomical_labels(oblique) == ("slice", "row", "col")
-
-
 def test_live_plot_has_axes(qtbot):
     from napari_d3ip.widgets.plot import LivePlot
 

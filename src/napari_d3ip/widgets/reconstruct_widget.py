@@ -575,8 +575,7 @@ class ReconstructWidget(QWidget):
 
         ctx.layer = stage_result_layer(
             self.viewer, blank, kwargs, owner=self,
-            then=[lambda: set_anatomical_labels(self.viewer, m.affine),
-                  self.views.open if self.show_views.isChecked() else None,
+            then=[self.views.open if self.show_views.isChecked() else None,
                   self.run.start_worker])
 
     def _draw(self, ctx: RunContext, image: np.ndarray) -> None:
@@ -733,33 +732,6 @@ def prior_scale_warning(cfg: RunConfig, m: Any) -> str:
             "warning", ""))
     except Exception:  # a broken prior is reported by the run itself
         return ""
-
-
-def anatomical_labels(affine: Any) -> tuple[str, str, str]:
-    """Names of the (slice, row, col) axes by the world direction each one runs along (RAS):
-    moving along S changes the axial slice, along A the coronal one, along R the sagittal."""
-    a = np.asarray(affine, dtype=float)[:3, :3]
-    names = {0: ("sagittal", "L→R"), 1: ("coronal", "P→A"), 2: ("axial", "I→S")}
-    flip = {0: "R→L", 1: "A→P", 2: "S→I"}
-    out = []
-    for col in range(3):
-        v = a[:, col]
-        k = int(np.argmax(np.abs(v)))
-        plane, way = names[k]
-        out.append(f"{plane} ({way if v[k] > 0 else flip[k]})")
-    if len(set(out)) < 3:  # an oblique volume: no honest single name per axis
-        return ("slice", "row", "col")
-    return tuple(out)  # type: ignore[return-value]
-
-
-def set_anatomical_labels(viewer: Any, affine: Any) -> None:
-    """Label the viewer's last three dims (the sliders every view shows) anatomically."""
-    with contextlib.suppress(Exception):
-        dims = viewer.dims
-        if dims.ndim >= 3:
-            labels = list(dims.axis_labels)
-            labels[-3:] = anatomical_labels(affine)
-            dims.axis_labels = labels
 
 
 def _safe(name: str) -> str:
