@@ -293,6 +293,7 @@ def test_drive_returns_the_result_with_one_line_per_step(capsys):
     ({"measurement": "m.h5"}, "not both"),
     ({"input_volume": "missing.nrrd"}, "missing.nrrd"),
     ({"output_volume": "out.txt"}, "--output_volume"),
+    ({"output_volume": "in.nrrd"}, "never writes over"),  # the input stays as it was
     ({"gamma": "abc"}, "--gamma"),
     ({"noise": "lots"}, "--noise"),
     ({"nfe": "0"}, "nfe"),

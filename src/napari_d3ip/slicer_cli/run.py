@@ -170,17 +170,19 @@ def source_namespace(args: argparse.Namespace) -> argparse.Namespace:
                               seed=args.seed)
 
 
-def check_outputs(args: argparse.Namespace, source: argparse.Namespace) -> tuple[Path, Path | None]:
-    """The output volume and run card Slicer named: writable, not an input, the card not a
+def check_outputs(args: argparse.Namespace, source: argparse.Namespace, cfg) -> tuple[Path, Path | None]:
+    """The output volume and run card Slicer named: writable, not an input (the volume, the
+    measurement, the prior: `protected_inputs`, as for `d3ip reconstruct`), the card not a
     foreign JSON. Slicer names fresh files; a file already there under a named output is
     replaced (only once the new one is complete)."""
+    from ..commands.reconstruct import protected_inputs
     from ..io.files import check_output
     from ..io.results import check_card_path
 
     if not args.output_volume:
         raise SlicerArgumentError("no 'Reconstructed volume' (--output_volume): choose or create "
                                   "an output volume")
-    inputs = [("input volume", source.volume), ("measurement file", source.measurement)]
+    inputs = protected_inputs(source, cfg)
     out = check_output(args.output_volume, suffixes=OUTPUT_SUFFIXES, inputs=inputs, force=True,
                        what="reconstructed volume", option="--output_volume")
     card = None
@@ -304,8 +306,8 @@ def run(args: argparse.Namespace, argv: list[str], cancel: CancelOnSignal) -> in
 
     t0 = time.perf_counter()
     source = source_namespace(args)
-    out, card_path = check_outputs(args, source)
     cfg = config_from_args(args)
+    out, card_path = check_outputs(args, source, cfg)
     device = resolve_device(cfg.device)  # a missing GPU is said before any work
     if source.volume:
         check_simulation_options(source)

@@ -52,7 +52,8 @@ LABELS = {
     "window_hi": "Adapt up to time t", "lora_rank": "LoRA rank",
     "adapt_every": "Adapt every n-th step", "meta_finetune_iters": "D3IP-meta fine-tuning iterations",
     "adapt_params": "Adapted weights", "lora_targets": "LoRA placement",
-    "keep_optimizer": "Keep the optimiser state",
+    "keep_optimizer": "Keep the optimiser state", "mbir_axes": "DiffusionMBIR TV axes",
+    "anchor": "DiffusionMBIR anchor weight",
 }
 
 
@@ -142,7 +143,7 @@ def _simulation_group() -> Group:
                     "reconstruction)", default=number_text(sim["ct"]["n_views"])),
         SlicerParam("double", "accel", "MRI: acceleration",
                     f"MRI: undersampling factor R (> 1); 0 = the task's default ({accel})",
-                    default="0", minimum="0", maximum="64", step="0.5"),
+                    default="0"),
         SlicerParam("string-enumeration", "mask", "MRI: sampling pattern",
                     f"MRI: poisson (2D variable-density Poisson disc) or uniform1d (random lines with "
                     f"a fully sampled centre); auto = the task's default ({masks})",
@@ -172,7 +173,7 @@ def _run_param(spec) -> SlicerParam:
         return SlicerParam("string-enumeration", description=text, default=str(spec.default),
                            elements=spec.choices, **base)
     if spec.type == "str":
-        return SlicerParam("string", description=f"{text} ({p.accepts or 'text'})",
+        return SlicerParam("string", description=f"{text} ({p.accepts})" if p.accepts else text,
                            default=str(spec.default), **base)
     hi = p.hi if p.hi is not None else p.gui_hi
     bounded = p.lo is not None and hi is not None and hi - p.lo <= _MAX_SLIDER_SPAN
