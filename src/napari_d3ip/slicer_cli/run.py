@@ -327,7 +327,8 @@ def run(args: argparse.Namespace, argv: list[str], cancel: CancelOnSignal) -> in
     emit(end_line(time.perf_counter() - t0))
     summary = f"{TITLE}: {m.n_slices}x{m.image_shape[0]}x{m.image_shape[1]} -> {out}"
     if result.metrics:
-        summary += f"; against the input volume: {describe_quality(result.metrics, m.n_slices)}"
+        quality = describe_quality(result.metrics, m.n_slices)
+        summary += f"; against the reference (the input volume or the file's): {quality}"
     emit(summary)
     return 0
 
