@@ -27,7 +27,7 @@ from .errors import D3IPError
 
 SOLVERS = ("dds", "ddnm", "dps", "mbir", "admm-tv")
 ADAPTERS = ("none", "scd", "ddip", "d3ip-base", "d3ip-mbir", "d3ip-meta")
-INITS = ("slerp", "noise", "pure-noise")
+INITS = ("slerp", "noise", "pure-noise", "admm-tv")
 DEVICES = ("auto", "cpu", "cuda")
 BF16_MODES = ("off", "auto", "on")  # core/precision.py normalises legacy true/false
 DIFFUSION_SOLVERS = ("dds", "ddnm", "dps", "mbir")  # all but admm-tv use the prior
@@ -235,13 +235,21 @@ class RunConfig:
                             step=0.005, decimals=4, solvers=("mbir",))
     admm_iters: int = _p(5, "DiffusionMBIR: ADMM iterations per step", lo=1, gui_hi=1000,
                          solvers=("mbir",))
+    mbir_axes: str = _p("z", "DiffusionMBIR: TV along the slice axis only (z, the paper's) or "
+                        "along all three axes (zyx)", choices=("z", "zyx"), solvers=("mbir",))
+    anchor: float = _p(0.0, "DiffusionMBIR: weight w of the prior's estimate in the data step, "
+                       "argmin ½‖Ax−y‖² + w/2‖x−x̂0‖² + λTV(x) (0: x̂0 only starts ADMM, the "
+                       "paper's; with mbir_axes zyx, w → 0 gives ADMM-TV's answer)", lo=0.0,
+                       gui_hi=100.0, step=0.01, decimals=4, solvers=("mbir",))
     tv_lambda: float = _p(0.01, "ADMM-TV: weight of the 3D TV", lo=0.0, gui_hi=1e3, step=0.005,
                           decimals=4, solvers=("admm-tv",))
     tv_iters: int = _p(100, "ADMM-TV: ADMM iterations", lo=1, gui_hi=100000,
                        solvers=("admm-tv",))
     init: str = _p("slerp", "start: A†y + noise interpolated across slices (slerp), A†y + "
-                   "independent noise, or pure noise", choices=INITS, solvers=DIFFUSION_SOLVERS)
-    t_start: int = _p(980, "diffusion time of the A†y + noise start (init slerp/noise)", lo=1,
+                   "independent noise, pure noise, or ADMM-TV's result + noise (admm-tv: a warm "
+                   "start at a small t_start, with tv_lambda and tv_iters)", choices=INITS,
+                   solvers=DIFFUSION_SOLVERS)
+    t_start: int = _p(980, "diffusion time of the start (init slerp/noise/admm-tv)", lo=1,
                       hi=999, solvers=DIFFUSION_SOLVERS)
     seed: int = _p(0, "seed of the sampling noise (and of a simulated measurement); the same "
                    "seed gives the same result", lo=0, hi=2**63 - 1,

@@ -84,6 +84,22 @@ def initial_state(pinv: torch.Tensor, kind: str, alpha_bar: float, g: torch.Gene
     return alpha_bar**0.5 * pinv + (1 - alpha_bar) ** 0.5 * noise.to(pinv.device)
 
 
+def start_volume(m: Measurement, ms: Measurement, cfg: RunConfig, slab: Slab,
+                 mean_eig: float) -> torch.Tensor:
+    """The estimate the chain starts from (before noise): A†y, or for init 'admm-tv' ADMM-TV's
+    result (a warm start, CCDF: a good estimate noised to a small t_start needs few steps).
+    ADMM-TV couples all slices, so every process computes it on the whole volume and keeps
+    its slab."""
+    if cfg.init != "admm-tv":
+        return ms.pinv_tensor(cfg.batch_slices)
+    x = m.pinv_tensor(cfg.batch_slices)
+    with torch.no_grad():
+        for it in admm_tv(m.operator, m.y, x, cfg.tv_lambda, cfg.admm_rho, cfg.tv_iters,
+                          cfg.cg_steps, mean_eig):
+            x = it
+    return x[slab.lo:slab.hi] if slab.distributed else x
+
+
 class PriorScaleWarning(UserWarning):
     """The prior was trained for another pixel scale than the measurement's slices."""
 
@@ -268,8 +284,8 @@ def reconstruct(measurement: Measurement, config: RunConfig,
     adapter = build_adapter(cfg, prior, estimator, m, grid, slab=slab,
                             apply_net=lambda net, v, t: apply_net(net, v, t, use_bf16))
     g = torch.Generator().manual_seed(int(cfg.seed))
-    x = initial_state(ms.pinv_tensor(cfg.batch_slices), cfg.init, sched.alpha_bar(grid[0]), g,
-                      slab.lo, slab.n)
+    x = initial_state(start_volume(m, ms, cfg, slab, norms.mean_eig), cfg.init,
+                      sched.alpha_bar(grid[0]), g, slab.lo, slab.n)
     sample_seconds, x0y = 0.0, x
 
     for i, t in enumerate(grid):

@@ -20,7 +20,7 @@ def build_estimator(config, norm2: float = 1.0, mean_eig: float | None = None) -
         return DPS(norm2, zeta=config.dps_zeta)
     if s == "mbir":
         return DiffusionMBIR(norm2, rho=config.admm_rho, lam=config.admm_lambda,
-                             mean_eig=mean_eig)
+                             mean_eig=mean_eig, axes=config.mbir_axes, anchor=config.anchor)
     raise ValueError(f"solver {s!r} has no data-consistency estimator")
 
 

@@ -39,6 +39,16 @@ def _d_t(d: torch.Tensor, dim: int) -> torch.Tensor:
     return torch.cat([first, middle, last], dim)
 
 
+def diff(x: torch.Tensor, dim: int) -> torch.Tensor:
+    """Forward difference along `dim` (0 at the far end, Neumann)."""
+    return _d(x, dim)
+
+
+def diff_t(d: torch.Tensor, dim: int) -> torch.Tensor:
+    """Adjoint of `diff` along `dim`."""
+    return _d_t(d, dim)
+
+
 def grad3(x: torch.Tensor) -> torch.Tensor:
     """3D forward-difference gradient (3, N, 1, H, W) along slice, row and column."""
     return torch.stack([_d(x, 0), _d(x, 2), _d(x, 3)])
