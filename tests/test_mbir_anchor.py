@@ -95,3 +95,27 @@ def test_init_admm_tv_starts_the_chain_from_admm_tvs_result():
     got = run(m, RunConfig(solver="mbir", mbir_axes="zyx", anchor=1e-7, init="admm-tv", t_start=1,
                            nfe=1, eta=0.0, admm_iters=300, **base), make_tiny_prior(0, 8)).volume
     assert np.abs(got - tv).max() < 5e-3
+
+
+@pytest.mark.parametrize("volume", ["brain-64", "heldout-epi"])
+@pytest.mark.parametrize("kind,preset,params,noise", [
+    ("ct", "sv-ct-best", {"n_views": 15}, 0.01),
+    ("mri", "mri3d-best", {"accel": 8.0}, 0.0),
+])
+def test_the_recommended_settings_keep_the_classical_answer_they_start_from(volume, kind, preset, params,
+                                                                           noise):
+    """The fixed-point test (quality issue): started from ADMM-TV's result, the recommended D3IP
+    settings with the shipped prior do not end below it (0.1 dB), on 8 central slices of two
+    real volumes."""
+    from napari_d3ip.config import from_preset
+    from napari_d3ip.operators import simulate
+    from napari_d3ip.pipeline import run
+    from napari_d3ip.io.volumes import to_unit_range
+    from napari_d3ip.sample_data import load_sample
+
+    vol, _ = to_unit_range(load_sample(volume))
+    c = vol.shape[0] // 2
+    m = simulate(np.ascontiguousarray(vol[c - 4:c + 4], dtype=np.float32), kind, noise, 0, **params)
+    tv = run(m, from_preset(preset.replace("-best", "-admm-tv"), device="cpu")).metrics["psnr"]
+    best = run(m, from_preset(preset, device="cpu")).metrics["psnr"]
+    assert best >= tv - 0.1, (best, tv)
