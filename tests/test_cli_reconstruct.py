@@ -71,3 +71,16 @@ def test_missing_measurement_is_a_clear_error(tmp_path, capsys):
     code = main(["reconstruct", "--measurement", str(tmp_path / "nope.h5"), "--out", str(tmp_path / "o.nii.gz")])
     assert code == 2
     assert "nope.h5" in capsys.readouterr().err
+
+
+def test_reconstruct_without_a_method_says_what_it_runs_and_what_is_recommended(tmp_path, capsys):
+    from napari_d3ip.cli import main
+    from napari_d3ip.sample_data import sample_path
+
+    out = tmp_path / "r.nii.gz"
+    code = main(["reconstruct", "--measurement", str(sample_path("ct15")), "--out", str(out),
+                 "--device", "cpu", "--nfe", "1", "--batch-slices", "64"])
+    assert code == 0
+    err = capsys.readouterr()
+    text = err.out + err.err
+    assert "no --preset, --config or --solver given" in text and "--preset sv-ct-admm-tv" in text

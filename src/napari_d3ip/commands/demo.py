@@ -84,18 +84,32 @@ def _cmd(args) -> int:
         report_interrupt(stop, files[0], m, cfg, args.no_partial)
         raise
     save_result(result, files[0], m.affine, m.intensity, overwrite=args.force)
+    tv = _classical_answer(m, cfg)  # seconds: shown beside D3IP, as the advice recommends it
     ref = np.asarray(m.reference)
     pinv = np.clip(m.pinv(), 0, 1)
     base = quality(pinv, ref)
     got = result.metrics
     label = "FBP" if m.operator.kind == "ct" else "zero-filled"
     orthogonal_figure(
-        {"reference": ref, label: pinv, cfg.adapter: result.volume}, files[2], m.spacing,
-        {label: f"{base['psnr']:.2f} dB (slice mean)",
+        {"reference": ref, label: pinv, "ADMM-TV": tv.volume, cfg.adapter: result.volume}, files[2],
+        m.spacing,
+        {label: f"{base['psnr']:.2f} dB (slice mean)", "ADMM-TV": f"{tv.metrics['psnr']:.2f} dB (slice mean)",
          cfg.adapter: f"{got['psnr']:.2f} dB (slice mean)"})
     secs = result.card["timings"]["total_seconds"]
     print(f"{label:>12}: {describe_quality(base, m.n_slices)}")
+    print(f"{'ADMM-TV':>12}: {describe_quality(tv.metrics, m.n_slices)}  "
+          f"({tv.card['timings']['total_seconds']:.0f} s; the classical answer, no prior)")
     print(f"{cfg.adapter:>12}: {describe_quality(got, m.n_slices)}  "
           f"({secs:.0f} s on {result.card['device']})")
     print(f"wrote {files[0]}, {files[1].name}, {files[2].name} in {out}/")
     return 0
+
+
+def _classical_answer(m, cfg):
+    """ADMM-TV on the same measurement (its task's preset, the run's device): the figure a user
+    should compare D3IP's with."""
+    from ..advice import RECOMMENDED_PRESET
+    from ..config import from_preset
+    from ..pipeline import run
+
+    return run(m, from_preset(RECOMMENDED_PRESET[m.operator.kind], device=cfg.device))

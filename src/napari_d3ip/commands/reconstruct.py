@@ -259,6 +259,10 @@ def _cmd(args) -> int:
 
     check_destination(out, 4.0 * m.n_slices * m.image_shape[0] * m.image_shape[1] + 4096,
                       what="result volume")  # the size is known now: space, ulimit -f
+    if not (args.config or getattr(args, "preset", None) or args.solver or args.adapter):
+        from ..advice import no_method_note
+
+        say(f"d3ip reconstruct: {no_method_note(m.operator.kind)}", args.quiet)
     say(describe_estimate(m, cfg), args.quiet)
     label = cfg.solver if cfg.adapter == "none" else f"{cfg.adapter}+{cfg.solver}"
     try:
