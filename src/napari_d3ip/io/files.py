@@ -56,6 +56,8 @@ class ResourceError(D3IPError):
 def fmt_bytes(n: float) -> str:
     if n >= GIB:
         return f"{n / GIB:.1f} GiB"
+    if n < 1 << 20:  # small limits (ulimit -f) read as KiB or bytes, not "0 MiB"
+        return f"{n / 1024:.0f} KiB" if n >= 1024 else f"{n:.0f} bytes"
     return f"{n / (1 << 20):.0f} MiB"
 
 
