@@ -191,10 +191,15 @@ def _json_attr(f, name: str, problems: list[str]) -> dict[str, Any] | None:
     if raw is None:
         problems.append(f"root attribute {name!r} is missing")
         return None
+    from ..validation import InputError, loads_strict
+
     try:
-        val = json.loads(raw)
+        val = loads_strict(raw, f"root attribute {name!r}")
     except json.JSONDecodeError as e:
         problems.append(f"root attribute {name!r} is not valid JSON ({e})")
+        return None
+    except InputError as e:  # duplicate keys, absurd nesting
+        problems.append(str(e))
         return None
     if not isinstance(val, dict):
         problems.append(f"root attribute {name!r} must be a JSON object, got {type(val).__name__}")
@@ -574,19 +579,39 @@ def validate(path: str | Path) -> dict[str, Any]:
             raise MeasurementError(f"{path}: {e}") from None
         except ResourceError as e:
             raise MeasurementError(str(e).replace("the file:", f"{path}:", 1)) from None
+        except (OSError, RuntimeError, KeyError, ValueError, TypeError, AttributeError,
+                IndexError, OverflowError) as e:  # h5py on a damaged file: name the file
+            raise damaged(path, e) from None
         data = f[DATA_NAME[kind]]
         return {"kind": kind, "shape": tuple(data.shape), "operator_params": params,
                 "has_reference": "reference" in f}
 
 
+def damaged(path: Path, e: BaseException) -> MeasurementError:
+    """A library error met while reading `path` (HDF5 metadata damaged in a way the layout
+    checks cannot see), told as what it is: a damaged file, named."""
+    first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    return MeasurementError(f"{path}: the file is damaged or not in the napari-d3ip layout "
+                            f"({type(e).__name__}: {first[:200]}); export it again")
+
+
 def read_measurement(path: str | Path, device: torch.device | str = "cpu") -> Measurement:
     """Validate and load a measurement file; the operator is rebuilt on `device`."""
+    validate(path)
+    try:
+        return _read_measurement(Path(path), device)
+    except D3IPError:
+        raise
+    except (OSError, RuntimeError, KeyError, ValueError, TypeError, AttributeError,
+            IndexError, OverflowError) as e:
+        raise damaged(Path(path), e) from None
+
+
+def _read_measurement(path: Path, device: torch.device | str) -> Measurement:
     import h5py
 
     from ..operators import operator_from_params
 
-    validate(path)
-    path = Path(path)
     with h5py.File(path, "r") as f:
         kind, params, arrays = _validate_open(f)
         try:
