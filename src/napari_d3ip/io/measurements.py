@@ -125,8 +125,14 @@ def write_measurement(path: str | Path, m: Measurement, overwrite: bool = False)
     need += sum(np.asarray(a).nbytes for a in op.arrays().values())
     # h5py crashes on a full disk or past `ulimit -f`: the destination is checked first
     check_output(path, force=overwrite, what="measurement", option="output", nbytes=need)
+    import io
+
+    # HDF5 is built in memory (the compressed file: smaller than the data already held) and
+    # written by Python: a full disk or `ulimit -f` then fails in one plain write (an OSError,
+    # WriteError) instead of inside HDF5, whose cleanup crashed the process (exit 139)
+    buf = io.BytesIO()
     with atomic_path(path) as tmp:
-        with h5py.File(tmp, "w") as f:
+        with h5py.File(buf, "w") as f:
             f.attrs["format"] = FORMAT
             f.attrs["version"] = VERSION
             f.attrs["kind"] = kind
@@ -152,6 +158,8 @@ def write_measurement(path: str | Path, m: Measurement, overwrite: bool = False)
             f.create_dataset("affine", data=np.asarray(m.affine, np.float64))
             f.create_dataset("spacing", data=np.asarray(m.spacing, np.float64))
             f.create_dataset("intensity", data=np.asarray(m.intensity, np.float64))
+        with open(tmp, "wb") as out:
+            out.write(buf.getbuffer())
     return path
 
 
