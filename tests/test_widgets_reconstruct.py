@@ -137,7 +137,7 @@ def test_full_run_streams_and_saves(setup, qtbot, tmp_path):
     ctx = rec.ctx
     layer = ctx.layer
     assert ctx.images >= 3 and len(n_data_events) >= 2  # created once, then updated
-    assert layer.name.startswith("DDS NFE6 s0") and "[vol]" in layer.name
+    assert layer.name.startswith("DDS custom NFE6") and layer.name.endswith("[vol]")
     assert layer.data.shape == (8, 32, 32)
     np.testing.assert_allclose(layer.contrast_limits, (0.0, 1.0))
     np.testing.assert_allclose(layer.scale, (2.0, 1.2, 1.5))
@@ -210,11 +210,19 @@ def test_worker_error_fails_and_gui_stays_usable(setup, qtbot, monkeypatch):
     assert records, "the worker exception became a napari notification"
     assert rec.ctx.layer is None or rec.ctx.layer.name.endswith("(failed)")
     assert rec.run.button.isEnabled() and rec.run.button.text() == "Run"
-    # a bad parameter is reported without starting anything
+    # a bad parameter is refused without starting anything, in plain words with the fix
     monkeypatch.setattr(pipeline, "reconstruct", real)
-    rec.solver.setCurrentText("admm-tv")
+    rec.solver.setCurrentText("dps")
     rec.adapter.setCurrentText("d3ip-base")
-    assert not rec.start() and "adapter" in rec.cost.text()
+    assert not rec.start()
+    said = rec.run.label.text()
+    assert said.startswith("Not started: adapter: adaptation") and "then Run" in said, said
+    assert "ConfigError" not in said and "RunConfig." not in said and "cancelled" not in said
+    # ADMM-TV takes no adapter: it is set to none and disabled, with the prior and NFE
+    rec.solver.setCurrentText("admm-tv")
+    assert rec.adapter.currentText() == "none" and not rec.adapter.isEnabled()
+    assert not rec.nfe.isEnabled() and not rec.prior.isEnabled()
+    assert rec.adv["tv_lambda"].isEnabled() and not rec.adv["lr"].isEnabled()
     # and a good run still works afterwards
     rec.solver.setCurrentText("dds")
     rec.adapter.setCurrentText("none")
@@ -306,8 +314,12 @@ def test_form_locked_double_click_and_measurement_identity(setup, qtbot, monkeyp
     assert rec.ctx.measurement is m  # the run keeps what it started from
     rec.run.shutdown()
     qtbot.waitUntil(lambda: not rec.run.state.active, timeout=TIMEOUT)
-    assert all(w.isEnabled() for w in rec._form_widgets()) and not rec.lock_label.isVisible()
-    assert not rec.start() and "no measurement" in rec.cost.text()
+    from napari_d3ip.widgets.guard import applies
+
+    assert not rec.lock_label.isVisible()
+    assert all(c.widget.isEnabled() is applies(c.spec, "dds", "none")
+               for c in rec.controls.values())
+    assert not rec.start() and "no measurement" in rec.run.label.text()
 
 
 def test_viewer_close_cancels_at_once(setup, qtbot, monkeypatch):
@@ -339,17 +351,24 @@ def test_closing_the_dock_cancels_the_run(setup, qtbot, monkeypatch):
 
 
 def test_gui_presets_are_exactly_from_preset(setup):
-    from napari_d3ip.config import from_preset, presets
+    from napari_d3ip.config import from_preset
 
     viewer, data, rec = setup
-    for name in presets():
+    from napari_d3ip.config import presets_for
+
+    # a CT measurement: only the CT presets can be chosen
+    listed = [rec.preset.itemText(i) for i in range(rec.preset.count())]
+    assert listed[1:] == presets_for("ct") and "mri3d" not in listed
+    for name in presets_for("ct"):
         rec.preset.setCurrentText(name)
         got = rec.config().to_dict()
         want = from_preset(name, prior=rec.prior.value(), device=rec.device.currentText(),
                            seed=rec.seed.value()).to_dict()
         assert got == want, (name, {k: (got[k], want[k]) for k in got if got[k] != want[k]})
+    rec.fill_presets("mri")
     rec.preset.setCurrentText("mri3d")
     assert rec.config().gamma == 5.0 and rec.adv["gamma"].text() == "5.000"
+    rec.fill_presets("ct")
     rec.preset.setCurrentText("sv-ct")
     assert rec.config().gamma is None and rec.adv["gamma"].text() == "none"
 
@@ -368,14 +387,14 @@ def test_estimate_is_calibrated_then_replaced_by_the_measured_eta(setup, qtbot):
     assert "on this machine (cpu, calibrated" in rec.cost.text()
 
 
-def test_docks_fit_a_1000_pixel_screen_and_views_are_labelled(setup, qtbot):
+def test_views_are_labelled_as_soon_as_the_volume_is_there(setup, qtbot):
+    from napari_d3ip.orientation import axis_map
+
     viewer, data, rec = setup
-    for w in (rec, data):
-        assert w.minimumSizeHint().height() < 400, type(w).__name__  # they scroll
-    rec.window().resize(1600, 1000)
-    rec.start()  # the result layer and its labels are staged on later event-loop turns
-    want = ("axial (I→S)", "coronal (P→A)", "sagittal (L→R)")
-    qtbot.waitUntil(lambda: tuple(viewer.dims.axis_labels[-3:]) == want, timeout=TIMEOUT)
+    assert data.minimumSizeHint().height() < 400  # the Data step scrolls
+    # before any Run: short slider labels, the title and the letters
+    assert tuple(viewer.dims.axis_labels[-3:]) == axis_map(AFFINE).axis_labels()
+    assert viewer.canvas.overlays["d3ip_title"].text == "Axial"
     from napari_d3ip.widgets.common import camera_of
 
     camera_of(viewer).zoom = 17.0

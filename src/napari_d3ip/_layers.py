@@ -169,15 +169,20 @@ _SOLVER_LABEL = {"dds": "DDS", "ddnm": "DDNM", "dps": "DPS", "mbir": "DiffusionM
                  "admm-tv": "ADMM-TV"}
 
 
-def result_name(config: Any, source: str) -> str:
-    """A result layer name that says how it was made, e.g. 'D3IP-base+DDS NFE50 s0 [brain]'."""
+def method_label(config: Any) -> str:
+    """The method of a run as papers name it, e.g. 'D3IP-base+DDS' or 'ADMM-TV'."""
     solver = _SOLVER_LABEL.get(config.solver, config.solver)
     adapter = _ADAPTER_LABEL.get(config.adapter, config.adapter)
-    method = f"{adapter}+{solver}" if adapter else solver
-    if config.solver == "admm-tv":
-        return f"{method} [{source}]"
-    extra = f" K{config.k_slices} I{config.adapt_iters}" if adapter else ""
-    return f"{method} NFE{config.nfe}{extra} s{config.seed} [{source}]"
+    return f"{adapter}+{solver}" if adapter else solver
+
+
+def result_name(config: Any, source: str, settings: str = "") -> str:
+    """A result layer name that tells runs apart at a glance: method, preset and the settings
+    that differ from the preset, e.g. 'D3IP-base+DDS cpu-preview NFE12 K4 [brain]' (napari
+    elides long names in the middle: the method comes first, the source last)."""
+    preset = getattr(config, "preset", None) or ("" if config.solver == "admm-tv" else "custom")
+    bits = [method_label(config), preset, settings]
+    return " ".join(b for b in bits if b) + f" [{source}]"
 
 
 def result_kwargs(name: str, measurement: Any, config: Any) -> dict[str, Any]:

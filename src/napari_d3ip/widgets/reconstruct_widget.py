@@ -26,11 +26,13 @@ from qtpy.QtWidgets import (
     QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
+    QFrame,
     QHBoxLayout,
     QLabel,
     QLineEdit,
     QMessageBox,
     QPushButton,
+    QScrollArea,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -38,14 +40,15 @@ from qtpy.QtWidgets import (
 
 from .. import _layers as napari_layers
 from ..config import RunConfig, Spec, specs
-from .common import PriorPicker, available_devices, error_text, notify_error, scrolling_layout, shipped
+from .common import PriorPicker, available_devices, error_text, shipped
+from .guard import ADMM_TV, ADMM_TV_SETTINGS, CUSTOM, applies, plain_refusal, preset_choices, run_label
 from .orthoviews import ViewControls
 from .plot import LivePlot
 from .runbar import RunBar, fmt_seconds
+from .runs_table import RunsTable
 from .state import ParamStore
 from .workers import DEFAULT_INTERVAL, Update, reconstruct_worker
 
-CUSTOM = "(custom)"
 _INT32 = 2**31 - 1
 
 
@@ -191,49 +194,16 @@ class ReconstructWidget(QWidget):
         self._draw_cost = 0.0  # GUI seconds the last redraw took
         self._drawn_at = 0.0
 
-        # everything scrolls: the dock fits a 1000-pixel-high screen whatever the sections
-        self.scroll, lay = scrolling_layout(self)
-        form = QFormLayout()
-        form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
-        self.measurement = QComboBox()
-        self.measurement.setToolTip("a measurement layer made by 'D3IP: Data' or read from .h5")
-        self.measurement.currentIndexChanged.connect(self._on_pick)
-        form.addRow("measurement", self.measurement)
-        self.operator_label = QLabel("–")
-        self.operator_label.setWordWrap(True)
-        form.addRow("operator", self.operator_label)
-        self.preset = QComboBox()
-        self.preset.addItem(CUSTOM)
-        for name, desc in self._preset_names().items():
-            self.preset.addItem(name)
-            self.preset.setItemData(self.preset.count() - 1, desc, Qt.ItemDataRole.ToolTipRole)
-        self.preset.setToolTip("paper (Table 5) settings per task, or your own")
-        self.preset.currentTextChanged.connect(self._on_preset)
-        form.addRow("preset", self.preset)
-        # the RunConfig controls: one per field, generated from its declaration
-        self.controls: dict[str, Control] = {
-            sp.name: Control(sp, available_devices() if sp.name == "device" else None)
-            for sp in specs() if sp.param.gui}
-        for name, c in self.controls.items():
-            if c.spec.param.gui == "basic":
-                form.addRow("NFE" if name == "nfe" else name, c.widget)
-        # the basic controls by name, as scripts and tests reach them (rec.nfe.setValue(10))
-        self.solver, self.adapter, self.prior, self.nfe, self.device, self.seed = (
-            self.controls[k].widget for k in ("solver", "adapter", "prior", "nfe", "device",
-                                              "seed"))
-        lay.addLayout(form)
-
+        # Run, its progress, the result line, Save and the runs table never scroll away;
+        # Advanced, the views and the plot scroll below them (fits 1600x1000)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(4, 4, 4, 4)
+        outer.addLayout(self._make_form())
+        outer.addWidget(self._make_run_section())
+        self.scroll, lay = _scroll_area()
+        outer.addWidget(self.scroll, 1)
         self.advanced = self._make_advanced()
         lay.addWidget(self.advanced)
-
-        self.cost = QLabel("")
-        self.cost.setWordWrap(True)
-        lay.addWidget(self.cost)
-        self.lock_label = QLabel("")
-        self.lock_label.setWordWrap(True)
-        self.lock_label.setVisible(False)
-        lay.addWidget(self.lock_label)
-
         self.views = ViewControls(napari_viewer)
         self.show_views = QCheckBox("open 3 views on Run")
         self.show_views.setToolTip("off by default: the two extra views take seconds to build "
@@ -242,26 +212,13 @@ class ReconstructWidget(QWidget):
         self.show_views.setVisible(self.views.views.available)
         lay.addWidget(self.views)
         lay.addWidget(self.show_views)
-
-        self.run = RunBar(napari_viewer, "D3IP reconstruction")
-        self.run.run_requested.connect(self.start)
-        self.run.state.connect(self._on_state)
-        self.run.watch(self)  # closing the dock cancels the run
-        lay.addWidget(self.run)
         self.plot = LivePlot()
         lay.addWidget(self.plot)
-
-        row = QHBoxLayout()
-        self.save_btn = QPushButton("Save…")
-        self.save_btn.setToolTip("write the result as NIfTI (input affine) + run card JSON")
-        self.save_btn.setEnabled(False)
-        self.save_btn.clicked.connect(lambda _=False: self.save())
-        row.addWidget(self.save_btn)
-        self.defaults_btn = QPushButton("Restore defaults")
-        self.defaults_btn.clicked.connect(self.restore_defaults)
-        row.addWidget(self.defaults_btn)
-        lay.addLayout(row)
         lay.addStretch(1)
+        for combo in self.findChildren(QComboBox):  # never wider than the dock
+            combo.setSizeAdjustPolicy(
+                QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            combo.setMinimumContentsLength(6)
 
         self._fields = self._field_widgets()
         for c in self.controls.values():
@@ -274,6 +231,114 @@ class ReconstructWidget(QWidget):
         self._refresh_measurements()
 
     # -- form ----------------------------------------------------------------------------
+    def _make_form(self) -> QFormLayout:
+        """Measurement, method (with its advice), preset and the basic RunConfig controls."""
+        form = QFormLayout()
+        form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
+        self.measurement = QComboBox()
+        self.measurement.setToolTip("a measurement layer made by 'D3IP: Data' or read from .h5")
+        self.measurement.currentIndexChanged.connect(self._on_pick)
+        form.addRow("measurement", self.measurement)
+        self.operator_label = QLabel("–")
+        self.operator_label.setWordWrap(True)
+        form.addRow("operator", self.operator_label)
+        self.preset = QComboBox()
+        self.preset.setToolTip("settings made for this kind of measurement, or your own")
+        self.fill_presets(None)
+        self.preset.currentTextChanged.connect(self._on_preset)
+        form.addRow("preset", self.preset)
+        # the RunConfig controls: one per field, generated from its declaration
+        self.controls: dict[str, Control] = {
+            sp.name: Control(sp, available_devices() if sp.name == "device" else None)
+            for sp in specs() if sp.param.gui}
+        for name, c in self.controls.items():
+            if c.spec.param.gui == "basic":
+                form.addRow({"nfe": "NFE", "solver": "method"}.get(name, name), c.widget)
+            if name == "solver":
+                self.advice = QLabel("")
+                self.advice.setWordWrap(True)
+                self.advice.setStyleSheet("color: #9fc5e8")
+                form.addRow(self.advice)
+        # the basic controls by name, as scripts and tests reach them (rec.nfe.setValue(10))
+        self.solver, self.adapter, self.prior, self.nfe, self.device, self.seed = (
+            self.controls[k].widget for k in ("solver", "adapter", "prior", "nfe", "device",
+                                              "seed"))
+        return form
+
+    def _make_run_section(self) -> QWidget:
+        """Run/Cancel, progress, the result line, Save and the runs table."""
+        box = QWidget()
+        lay = QVBoxLayout(box)
+        lay.setContentsMargins(0, 0, 0, 0)
+        self.run = RunBar(self.viewer, "D3IP reconstruction")
+        self.run.run_requested.connect(self.start)
+        self.run.state.connect(self._on_state)
+        self.run.watch(self)  # closing the dock cancels the run
+        lay.addWidget(self.run)
+        self.cost = QLabel("")
+        self.cost.setWordWrap(True)
+        lay.addWidget(self.cost)
+        self.lock_label = QLabel("")
+        self.lock_label.setWordWrap(True)
+        self.lock_label.setVisible(False)
+        lay.addWidget(self.lock_label)
+        row = QHBoxLayout()
+        self.save_btn = QPushButton("Save…")
+        self.save_btn.setToolTip("write the selected result as NIfTI (input affine) + run card "
+                                 "JSON, beside the input file")
+        self.save_btn.setEnabled(False)
+        self.save_btn.clicked.connect(lambda _=False: self.save())
+        row.addWidget(self.save_btn)
+        self.defaults_btn = QPushButton("Defaults")
+        self.defaults_btn.setToolTip("restore every field's default")
+        self.defaults_btn.clicked.connect(self.restore_defaults)
+        row.addWidget(self.defaults_btn)
+        lay.addLayout(row)
+        self.runs = RunsTable(self.viewer)
+        lay.addWidget(self.runs)
+        return box
+
+    def fill_presets(self, kind: str | None) -> None:
+        """Only the presets made for this kind of measurement (plus custom and ADMM-TV)."""
+        from ..config import presets
+
+        current = self.preset.currentText()
+        names = preset_choices(kind)
+        if [self.preset.itemText(i) for i in range(self.preset.count())] == names:
+            return
+        descs = presets()
+        self.preset.blockSignals(True)
+        self.preset.clear()
+        for name in names:
+            self.preset.addItem(name)
+            tip = {CUSTOM: "the settings below, as you set them",
+                   ADMM_TV: "3D total variation, no prior: seconds, best on real anatomy today"
+                   }.get(name, str(descs.get(name, {}).get("description", "")))
+            self.preset.setItemData(self.preset.count() - 1, tip, Qt.ItemDataRole.ToolTipRole)
+        self.preset.setCurrentIndex(max(self.preset.findText(current), 0))
+        self.preset.blockSignals(False)
+
+    def _update_enabled(self) -> None:
+        """Fields that mean nothing to the chosen method are disabled (their declarations
+        say which solvers/adapters they matter to); ADMM-TV takes no adapter."""
+        solver, adapter = self.controls["solver"].value(), self.controls["adapter"].value()
+        if solver == "admm-tv" and adapter != "none":
+            self._applying, was = True, self._applying
+            try:
+                self.controls["adapter"].set_value("none")
+            finally:
+                self._applying = was
+            adapter = "none"
+        if self.run.state.active:
+            return
+        for c in self.controls.values():
+            c.widget.setEnabled(applies(c.spec, solver, adapter))
+        with contextlib.suppress(Exception):
+            from ..advice import advice
+
+            m = self.current_measurement()
+            self.advice.setText(advice(napari_layers.kind_of(m)) if m is not None else "")
+
     def _make_advanced(self) -> QWidget:
         try:
             from superqt import QCollapsible
@@ -305,16 +370,6 @@ class ReconstructWidget(QWidget):
         """Every RunConfig control's Qt widget by field name."""
         return {name: c.widget for name, c in self.controls.items()}
 
-    @staticmethod
-    def _preset_names() -> dict[str, str]:
-        """Preset name -> description."""
-        try:
-            from ..config import presets
-
-            return {k: str(v.get("description", "")) for k, v in sorted(presets().items())}
-        except Exception:  # no presets shipped: only custom settings
-            return {}
-
     def values(self) -> dict[str, Any]:
         """The remembered parameters (every RunConfig field + preset + view options)."""
         v: dict[str, Any] = {name: c.value() for name, c in self.controls.items()}
@@ -339,6 +394,7 @@ class ReconstructWidget(QWidget):
                 self.activity.setChecked(bool(v["activity"]))
         finally:
             self._applying = False
+        self._update_enabled()
         self._update_cost()
 
     def restore_defaults(self) -> None:
@@ -352,12 +408,16 @@ class ReconstructWidget(QWidget):
         device and seed) until a field is edited."""
         v = {name: c.value() for name, c in self.controls.items()}
         preset = self.preset.currentText()
-        return RunConfig.from_dict({**v, "preset": None if preset == CUSTOM else preset})
+        return RunConfig.from_dict({**v, "preset": None if preset in (CUSTOM, ADMM_TV)
+                                    else preset})
 
     def _on_preset(self, name: str) -> None:
         """Show the preset's configuration: `config.from_preset`, the CLI's function too,
         keeping the user's own choices (prior, device, seed)."""
         if self._applying or name == CUSTOM:
+            return
+        if name == ADMM_TV:
+            self.set_values({**ADMM_TV_SETTINGS, "preset": ADMM_TV})
             return
         try:
             from ..config import from_preset
@@ -380,6 +440,7 @@ class ReconstructWidget(QWidget):
             self.preset.blockSignals(True)
             self.preset.setCurrentIndex(0)
             self.preset.blockSignals(False)
+        self._update_enabled()
         self._update_cost()
 
     # -- measurement picker --------------------------------------------------------------
@@ -434,6 +495,8 @@ class ReconstructWidget(QWidget):
 
     def _on_measurement(self, *_: Any) -> None:
         m = self.current_measurement()
+        self.fill_presets(napari_layers.kind_of(m) if m is not None else None)
+        self._update_enabled()
         if m is None and self._removed_name:
             self.operator_label.setText(f"– the layer {self._removed_name!r} was removed; pick "
                                         "another measurement")
@@ -506,6 +569,8 @@ class ReconstructWidget(QWidget):
         locked = bool(state.active)
         for w in self._form_widgets():
             w.setEnabled(not locked)
+        if not locked:
+            self._update_enabled()
         if locked and self.ctx is not None:
             c = self.ctx.config
             self.lock_label.setText(
@@ -522,17 +587,21 @@ class ReconstructWidget(QWidget):
         layer = self.current_layer()
         m = self.current_measurement()
         if m is None:
-            self.cost.setText("⚠ no measurement layer: simulate or open one with 'D3IP: Data'")
-            return False
+            return self._refuse("Not started: no measurement yet. Simulate one in the Data "
+                                "step (or open a .h5 file), then Run.")
         try:
+            from ..config import check_preset_kind
+
             cfg = self.config()
+            check_preset_kind(cfg.preset, napari_layers.kind_of(m))
         except Exception as e:
-            self.cost.setText(f"⚠ {error_text(e)}")
-            return False
+            return self._refuse(plain_refusal(e))
         self.store.save(self.values())
         source = str(layer.metadata.get(napari_layers.SOURCE) or layer.name.split(" ")[0])
+        method, preset, settings = run_label(cfg)
         self.ctx = RunContext(measurement=m, source=source, config=cfg,
-                              name=napari_layers.result_name(cfg, source))
+                              name=napari_layers.result_name(cfg, source, settings))
+        self.ctx.extra.update(method=method, preset=preset, settings=settings)
         self.plot.clear(cfg.nfe if cfg.solver != "admm-tv" else cfg.tv_iters)
         self.save_btn.setEnabled(False)
         warning = prior_scale_warning(cfg, m)
@@ -563,6 +632,12 @@ class ReconstructWidget(QWidget):
             self.run.start_worker()
             raise
         return True
+
+    def _refuse(self, text: str) -> bool:
+        """A Run that does not start: the reason and its fix in the status line."""
+        self.run.refuse(text)
+        self.cost.setText("")
+        return False
 
     def cancel(self) -> None:
         self.run.cancel()
@@ -604,6 +679,7 @@ class ReconstructWidget(QWidget):
         if not self.run.step(s.phase, s.index + 1, s.total, s.eta):
             return  # cancelling: the estimate no longer matters
         ctx.steps += 1
+        ctx.extra["residual"] = s.loss
         if s.index == 0:
             self._calibrate(ctx, s.index, s.elapsed)
         if not ctx.extra.get("prior_scale_warning"):  # the measured ETA replaces the estimate
@@ -617,9 +693,12 @@ class ReconstructWidget(QWidget):
 
     def _on_returned(self, ctx: RunContext, result: Any) -> None:
         if result is None:  # cancelled
-            if ctx.layer is not None and ctx.layer in self.viewer.layers:
-                ctx.layer.name = f"{ctx.name} (cancelled)"
+            self._park_cancelled(ctx)
+            ctx.extra["elapsed"] = self.run.elapsed()
             self.run.end()
+            self.cost.setText("cancelled: its partial estimate is kept, hidden, below the "
+                              "finished results")
+            self._add_row(ctx, None, status=f"cancelled {ctx.steps}/{self.run.state.total}")
             return
         ctx.result = result
         secs_run = result.card.get("timings", {}).get("total_seconds")
@@ -643,6 +722,33 @@ class ReconstructWidget(QWidget):
             bits.append(f"{fmt_seconds(secs)}")
         self.run.end(", ".join(bits))
         self.save_btn.setEnabled(True)
+        self._add_row(ctx, result)
+
+    def _add_row(self, ctx: RunContext, result: Any, status: str = "") -> None:
+        """The run's row in the runs table (PSNR/SSIM with a reference, else the residual)."""
+        metrics = (getattr(result, "metrics", None) or {}) if result is not None else {}
+        secs = (result.card.get("timings", {}).get("total_seconds") if result is not None
+                else ctx.extra.get("elapsed"))
+        has_ref = metrics.get("psnr") is not None
+        self.runs.add_run(ctx.layer, ctx.extra.get("method", ""), ctx.extra.get("preset", ""),
+                          ctx.extra.get("settings", ""), metrics.get("psnr"),
+                          metrics.get("ssim"), None if has_ref else ctx.extra.get("residual"),
+                          secs, status)
+
+    def _park_cancelled(self, ctx: RunContext) -> None:
+        """A cancelled run's partial result: renamed, hidden, moved below every finished
+        result so it never covers a good one in any view."""
+        layer = ctx.layer
+        if layer is None or layer not in self.viewer.layers:
+            return
+        layer.name = f"{ctx.name} (cancelled)"
+        layer.visible = False
+        layers = self.viewer.layers
+        finished = [i for i, ly in enumerate(layers)
+                    if napari_layers.RUN_CARD in getattr(ly, "metadata", {})]
+        here = layers.index(layer)
+        if finished and min(finished) < here:
+            layers.move(here, min(finished))
 
     def _on_error(self, ctx: RunContext, exc: Exception) -> None:
         if ctx.layer is not None and ctx.layer in self.viewer.layers:
@@ -667,21 +773,29 @@ class ReconstructWidget(QWidget):
         says yes. Returns the two paths, or None if nothing was written.
         """
         from ..events import Result
-        from ..io.results import run_card_path, save_result
+        from ..io.results import check_card_path, run_card_path, save_result
 
         layer = self._save_target()
         if layer is None:
             self.cost.setText("⚠ nothing to save yet: run a reconstruction first")
             return None
         if path is None:
+            folder = start_folder(self.viewer, layer)
             path, _ = QFileDialog.getSaveFileName(
-                self, "Save reconstruction", str(Path.home() / f"{_safe(layer.name)}.nii.gz"),
+                self, "Save reconstruction", str(folder / f"{_safe(layer.name)}.nii.gz"),
                 "NIfTI (*.nii.gz *.nii)", options=QFileDialog.Option.DontConfirmOverwrite)
             if not path:
                 return None
         path = Path(path)
         if not path.name.lower().endswith((".nii", ".nii.gz")):
             path = path.with_name(path.name + ".nii.gz")
+        try:  # a .json that is not ours (a BIDS sidecar) is never replaced: say so first
+            check_card_path(run_card_path(path))
+        except FileExistsError:
+            self.cost.setText(f"⚠ not saved: {run_card_path(path).name} beside it is not a "
+                              "D3IP run card (a BIDS sidecar?) and is never replaced; save "
+                              f"under another name, e.g. {_stem(path)}_d3ip.nii.gz")
+            return None
         existing = [p for p in (path, run_card_path(path)) if p.exists()]
         overwrite = False
         if existing:
@@ -697,9 +811,12 @@ class ReconstructWidget(QWidget):
         try:
             out = save_result(result, path, affine=md.get(napari_layers.AFFINE),
                               intensity=(float(lo), float(hi)), overwrite=overwrite)
-        except Exception as e:
-            self.cost.setText(f"⚠ not saved: {error_text(e)}")
-            notify_error(e)
+        except Exception as e:  # said in the status line and a notification, no traceback
+            self.cost.setText(f"⚠ not saved: {plain_refusal(e).removeprefix('Not started: ')}")
+            with contextlib.suppress(Exception):
+                from napari.utils.notifications import show_warning
+
+                show_warning(f"not saved: {error_text(e)}")
             return None
         self.cost.setText(f"saved {out[0].name} + {out[1].name}")
         return out
@@ -734,6 +851,38 @@ def prior_scale_warning(cfg: RunConfig, m: Any) -> str:
         return ""
 
 
+def _scroll_area() -> tuple[QScrollArea, QVBoxLayout]:
+    """A vertical-only scroll area and the layout inside it."""
+    scroll = QScrollArea()
+    scroll.setWidgetResizable(True)
+    scroll.setFrameShape(QFrame.Shape.NoFrame)
+    scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    content = QWidget()
+    scroll.setWidget(content)
+    lay = QVBoxLayout(content)
+    lay.setContentsMargins(0, 0, 0, 0)
+    return scroll, lay
+
+
+def start_folder(viewer: Any, layer: Any) -> Path:
+    """Where Save starts: the folder of the input file the result came from (the result's
+    source, or the file of the layer of that name), else the home folder."""
+    names = [layer.metadata.get(napari_layers.SOURCE)]
+    for ly in viewer.layers:
+        if ly.name == names[0] or ly.name.split(" ")[0] == names[0]:
+            names.append(ly.metadata.get(napari_layers.SOURCE))
+    for name in names:
+        with contextlib.suppress(TypeError, ValueError, OSError):
+            p = Path(str(name)).expanduser()
+            if name and p.exists():
+                return p if p.is_dir() else p.parent
+    return Path.home()
+
+
 def _safe(name: str) -> str:
     keep = "".join(c if c.isalnum() or c in "-_+." else "_" for c in name)
     return keep.strip("_") or "reconstruction"
+
+
+def _stem(path: Path) -> str:
+    return path.name[: -len(".nii.gz")] if path.name.endswith(".nii.gz") else path.stem

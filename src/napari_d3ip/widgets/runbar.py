@@ -204,6 +204,10 @@ class RunBar(QWidget):
             if top is not None and top is not self:
                 self.watch(top)
 
+    def refuse(self, text: str) -> None:
+        """A Run that did not start: `text` (the reason and the fix) in the status line."""
+        self.state.note(text)
+
     def cancel(self) -> None:
         """Ask the worker to stop after its current step."""
         if self.handle is not None and self.state.cancel():
@@ -376,6 +380,8 @@ class RunBar(QWidget):
             self.button.setText("Run")
             self.button.setEnabled(True)
         color = {Phase.FAILED: "#e0505a", Phase.DONE: "#5cb85c"}.get(state.phase, "")
+        if state.notice:
+            color = "#f0ad4e"
         self.label.setStyleSheet(f"color: {color}" if color else "")
 
     # -- napari integration (activity dock, close confirmation) ---------------------------

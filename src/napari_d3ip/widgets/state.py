@@ -60,6 +60,7 @@ class RunState:
         self.step = 0
         self.total = 0
         self.message = ""
+        self.notice = ""  # a note on an idle form (a refused Run), cleared by any transition
         self._listeners: list[Callable[[RunState], None]] = []
 
     # -- queries -------------------------------------------------------------------------
@@ -76,6 +77,8 @@ class RunState:
     def text(self) -> str:
         """The label a user reads, e.g. 'Adapting 3/50' or 'Failed: CUDA out of memory'."""
         p = self.phase
+        if self.notice:
+            return self.notice
         if p in (Phase.ADAPTING, Phase.SAMPLING) and self.total:
             s = f"{p.value} {self.step}/{self.total}"
         else:
@@ -91,8 +94,19 @@ class RunState:
             raise StateError(f"run state cannot go from {self.phase.value} to {phase.value}")
         self.phase = phase
         self.message = message
+        self.notice = ""
         for fn in list(self._listeners):
             fn(self)
+
+    def note(self, text: str) -> bool:
+        """Show `text` instead of the phase while no run is live (a refused Run, with its
+        fix); False, and nothing changes, during a run."""
+        if self.active:
+            return False
+        self.notice = text
+        for fn in list(self._listeners):
+            fn(self)
+        return True
 
     def start(self, message: str = "") -> None:
         self.step, self.total = 0, 0
