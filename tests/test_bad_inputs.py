@@ -1144,6 +1144,9 @@ CASES += [
     Case("api-reconstruct-not-a-measurement", None,
          apid(lambda t: next(__import__("napari_d3ip.pipeline").pipeline.reconstruct(
              {"y": 1}, __import__("napari_d3ip").RunConfig()))), r"got a dict"),
+    Case("api-reconstruct-y-f64-1e300", None,
+         apid(_api_recon(change=_set_y(lambda y: y.double().fill_(E3)))),
+         r"measurement\.y holds \d+ value\(s\) beyond float32's range"),
     Case("api-write-measurement-y-numpy", None, apid(_write_meas_y(lambda y: y.numpy())),
          r"y is a NumPy array"),
     Case("api-write-measurement-y-bool", None,

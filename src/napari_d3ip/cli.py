@@ -73,8 +73,13 @@ def _run(args) -> int:
         print(f"d3ip {args.command}: error: {e}", file=sys.stderr)
         return 2
     except MemoryError:
-        print(f"d3ip {args.command}: error: out of memory; use a smaller volume, fewer views or "
-              "slices, a smaller --batch-slices, or a machine with more memory", file=sys.stderr)
+        inputs = [f"{opt} {getattr(args, name)}" for opt, name in (
+            ("--measurement", "measurement"), ("--volume", "volume"), ("--sample", "sample"))
+            if getattr(args, name, None)]
+        what = f" while working on {', '.join(inputs)}" if inputs else ""
+        print(f"d3ip {args.command}: error: out of memory{what}; use a smaller volume, fewer "
+              "views or slices, a smaller --batch-slices, or a machine with more memory",
+              file=sys.stderr)
         return 2
     except OSError as e:  # permissions, a full disk, a vanished file: say which file and why
         where = f"{e.filename}: " if getattr(e, "filename", None) else ""

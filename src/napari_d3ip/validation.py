@@ -137,6 +137,11 @@ def check_measurement_object(m: Any, where: str = "measurement") -> None:
     if not (y.is_floating_point() or y.is_complex()):
         raise InputError(f"{where}.y has dtype {y.dtype}; measurements are float32 (CT) or "
                          "complex64 (MRI)")
+    if y.dtype in (torch.float64, torch.complex128):
+        over = float32_overflow(y.detach().cpu().numpy())
+        if over:
+            raise InputError(f"{where}.y holds {over} value(s) beyond float32's range (|x| > "
+                             f"{FLOAT32_MAX:.3g}): they would become infinite; rescale the data")
     if not isinstance(getattr(m.operator, "kind", None), str):
         raise InputError(f"{where}.operator is a {type(m.operator).__name__}, not a napari-d3ip "
                          "operator (operators.operator_from_params)")

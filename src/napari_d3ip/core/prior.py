@@ -252,10 +252,13 @@ class Prior:
 
         `dtype=torch.float16` halves the file (shipped priors: every committed binary stays in
         the history); weights are loaded back into a float32 network either way."""
+        from ..io.files import atomic_path, atomic_write_text
+
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().to(dtype).contiguous().cpu() for k, v in self.net.state_dict().items()}
-        save_file(state, str(path))
+        with atomic_path(path) as tmp:  # the one writer: temporary name, then renamed
+            save_file(state, str(tmp))
+            digest = sha256_file(tmp)
         card = dict(self.card if card is None else card)
         card.update(
             architecture=self.net.config.to_dict(),
@@ -265,11 +268,11 @@ class Prior:
                       "beta_end": self.schedule.beta_end},
             weights_file=path.name,
             weights_dtype=str(dtype).replace("torch.", ""),
-            sha256=sha256_file(path),
+            sha256=digest,
         )
         card.setdefault("name", path.stem)
         card["card_sha256"] = card_digest(card)
-        path.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
+        atomic_write_text(path.with_suffix(".json"), json.dumps(card, indent=2) + "\n")
         self.card = card
         return path
 

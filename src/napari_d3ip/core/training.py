@@ -480,22 +480,23 @@ class Trainer:
                                  weight_decay=self.cfg.weight_decay)
 
     def save_checkpoint(self) -> None:
+        from ..io.files import atomic_path
+
         self.out.mkdir(parents=True, exist_ok=True)
         weights = {f"model.{k}": v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
         weights.update({f"ema.{k}": v.detach().cpu().contiguous() for k, v in self.ema.state_dict().items()})
-        tmp = self.out / "checkpoint_model.safetensors.tmp"
-        save_file(weights, str(tmp))
         tensors, meta = _optim_to_tensors(self.opt)
-        tmp2 = self.out / "checkpoint_optim.safetensors.tmp"
-        save_file(tensors, str(tmp2))
         cfg = asdict(self.cfg)
         state = {"step": self.state.step, "wall_seconds": self.state.wall_seconds,
                  "cpu_seconds": self.state.cpu_seconds, "commands": self.state.commands, "config": cfg, "optim": meta}
-        tmp3 = self.out / "state.json.tmp"
-        tmp3.write_text(json.dumps(state, indent=2))
-        os.replace(tmp, self.out / "checkpoint_model.safetensors")
-        os.replace(tmp2, self.out / "checkpoint_optim.safetensors")
-        os.replace(tmp3, self.out / "state.json")
+        # the one writer (temporary names, nothing left on failure); renamed weights, optimiser,
+        # then state.json last: a state never names weights that are not there yet
+        with atomic_path(self.out / "state.json") as tmp3, \
+                atomic_path(self.out / "checkpoint_model.safetensors") as tmp, \
+                atomic_path(self.out / "checkpoint_optim.safetensors") as tmp2:
+            save_file(weights, str(tmp))
+            save_file(tensors, str(tmp2))
+            tmp3.write_text(json.dumps(state, indent=2))
 
     def export_prior(self, path: str | Path | None = None, extra_card: dict | None = None) -> Path:
         """Write the EMA weights as a loadable prior (safetensors + card)."""
