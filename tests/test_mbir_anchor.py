@@ -108,9 +108,9 @@ def test_the_recommended_settings_keep_the_classical_answer_they_start_from(volu
     settings with the shipped prior do not end below it (0.1 dB), on 8 central slices of two
     real volumes."""
     from napari_d3ip.config import from_preset
+    from napari_d3ip.io.volumes import to_unit_range
     from napari_d3ip.operators import simulate
     from napari_d3ip.pipeline import run
-    from napari_d3ip.io.volumes import to_unit_range
     from napari_d3ip.sample_data import load_sample
 
     vol, _ = to_unit_range(load_sample(volume))

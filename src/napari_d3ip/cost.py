@@ -8,8 +8,8 @@ benchmarks/solvers.md: 0.038 s per slice per DDS step at 64² including CG and b
 per slice per adaptation iteration); the GUI rescales it by what the last run measured on the
 machine and device at hand. Network cost grows faster than the pixel count because of the
 UNet's self-attention (global over (H/4)² tokens): a forward at 128² costs 5.8x one at 64²
-(measured on our 2-core CPU before the code existed), i.e. 1.44x per pixel, which `_net_units` extrapolates linearly in the
-pixel count. Tiling (`RunConfig.tile`) keeps every network call at the tile's size.
+(measured on our 2-core CPU before the code existed), i.e. 1.44x per pixel, which `_net_units`
+extrapolates linearly in the pixel count. Tiling (`RunConfig.tile`) keeps every network call at the tile's size.
 
 Memory was measured (peak RSS growth, 32-channel UNet, 2026-12-01, Intel Xeon): 3.2 kB per pixel
 per slice for a forward without gradients, 21 kB per pixel per slice for a forward plus backward
