@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
+    QAbstractSpinBox,
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
@@ -219,6 +220,8 @@ class ReconstructWidget(QWidget):
             combo.setSizeAdjustPolicy(
                 QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
             combo.setMinimumContentsLength(6)
+        for box in self.findChildren(QAbstractSpinBox):  # a 1e9 range is no reason to be wide
+            box.setMinimumWidth(70)
 
         self._fields = self._field_widgets()
         for c in self.controls.values():
@@ -350,6 +353,7 @@ class ReconstructWidget(QWidget):
             add = QVBoxLayout(box).addWidget
         inner = QWidget()
         form = QFormLayout(inner)
+        form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
         form.setContentsMargins(0, 0, 0, 0)
         #: the advanced controls' Qt widgets by field name (rec.adv["lr"].setValue(2e-3))
         self.adv: dict[str, Any] = {}
