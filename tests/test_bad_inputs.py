@@ -1041,6 +1041,11 @@ CASES += [
          cli(*RT_OUT), r"'spacing': dtype \|S1"),
     Case("measurement-intensity-1e300", meas(edit=replace_ds("intensity", np.array([0.0, E3]))),
          cli(*RT_OUT), r"intensity .* beyond float32's range"),
+    Case("measurement-intensity-span-overflows", meas(edit=replace_ds(
+        "intensity", np.array([-3e38, 3e38]))), cli(*RT_OUT), r"intensity .* beyond float32"),
+    Case("volume-intensity-span-overflows",
+         volume("v.nii.gz", np.tile(np.array([-3e38, 3e38], np.float32), (HW, HW, 2))),
+         cli(*SV, "{t}/v.nii.gz"), r"intensities span -3e\+38\.\.3e\+38, a range float32 cannot"),
     Case("measurement-intensity-nan", meas(edit=replace_ds("intensity", np.array([0.0, np.nan]))),
          cli(*RT_OUT), r"intensity must be 2 finite numbers"),
     Case("measurement-n-det-mismatch", meas(edit=lambda f, t: f.attrs.__setitem__(

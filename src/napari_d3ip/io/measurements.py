@@ -175,7 +175,7 @@ def _geometry_problems(affine: np.ndarray, spacing: np.ndarray, intensity: np.nd
         out.append(f"spacing must be 3 positive numbers (slice, row, col), got {spacing.tolist()}")
     if intensity.shape != (2,) or not np.all(np.isfinite(intensity)):
         out.append(f"intensity must be 2 finite numbers (lo, hi), got {intensity.tolist()}")
-    elif not np.isfinite(float(intensity[1]) - float(intensity[0])) or np.any(
+    elif abs(float(intensity[1]) - float(intensity[0])) > np.finfo(np.float32).max or np.any(
             np.abs(intensity) > np.finfo(np.float32).max):
         out.append(f"intensity {intensity.tolist()} lies beyond float32's range "
                    f"(±{np.finfo(np.float32).max:.3g}): results in file units would overflow")

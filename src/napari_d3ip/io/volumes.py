@@ -59,6 +59,11 @@ class Volume:
             self.intensity = (float(self.data.min()), float(self.data.max()))
         else:
             self.intensity = (float(self.intensity[0]), float(self.intensity[1]))
+        lo, hi = self.intensity
+        if not (np.isfinite(lo) and np.isfinite(hi)) or abs(hi - lo) > np.finfo(np.float32).max:
+            raise VolumeError(f"{self.source or 'volume'}: intensities span {lo:.3g}..{hi:.3g}, "
+                              "a range float32 cannot hold (results in file units would be "
+                              "infinite); rescale the volume")
 
     @property
     def spacing(self) -> tuple[float, float, float]:
@@ -224,14 +229,24 @@ def read_volume(path: str | Path, axis: int = 2, frame: int | None = None,
     return Volume(np.ascontiguousarray(data), affine, source=str(path), axis=axis, meta=meta)
 
 
+def _is_gzip(path: Path) -> bool:
+    """Whether the file starts with gzip's magic bytes (a .nii.gz saved as .nii, say)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(2) == b"\x1f\x8b"
+    except OSError:
+        return False
+
+
 def _read_nifti(path: Path, frame: int | None) -> tuple[np.ndarray, np.ndarray]:
     import nibabel as nib
 
     try:
         img = nib.load(str(path))
     except Exception as e:  # nibabel raises many types for corrupt files
-        raise VolumeError(f"{path}: not a readable NIfTI file ({e}); check the file is complete "
-                          "and really NIfTI") from e
+        hint = ("; it is gzip-compressed: name it .nii.gz" if _is_gzip(path) and path.suffix == ".nii"
+                else "; check the file is complete and really NIfTI")
+        raise VolumeError(f"{path}: not a readable NIfTI file ({e}){hint}") from e
     dtype = np.dtype(img.get_data_dtype())
     if dtype.kind == "c":
         raise VolumeError(f"{path}: complex data ({dtype}); napari-d3ip reconstructs real images. "
@@ -301,10 +316,11 @@ def _check_nifti_data_present(path: Path, img) -> None:
     else:
         have = path.stat().st_size
     if have < need:
-        raise VolumeError(f"{path}: truncated: its header claims {need:,} bytes of header and "
-                          f"voxels ({' x '.join(map(str, hdr.get_data_shape()))} "
-                          f"{hdr.get_data_dtype()}) but the file holds {have:,}; copy the file "
-                          "again")
+        raise VolumeError(f"{path}: truncated: its header claims {need:,} bytes (voxels "
+                          f"{' x '.join(map(str, hdr.get_data_shape()))} {hdr.get_data_dtype()} "
+                          f"from byte {offset}) but the file holds {have:,}"
+                          f"{' once decompressed' if _suffix(path) == '.nii.gz' else ''}; copy "
+                          "the file again")
 
 
 def _gzip_size(path: Path, limit: float) -> int:
