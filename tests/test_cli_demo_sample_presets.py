@@ -43,8 +43,12 @@ def test_sample_writes_a_montage_and_nifti(tmp_path, capsys):
 def test_presets_lists_every_preset_and_shows_one(capsys):
     assert main(["presets"]) == 0
     listing = capsys.readouterr().out
+    header = listing.splitlines()[0].split()
+    assert header[:5] == ["preset", "task", "solver", "adapter", "NFE"]
     for name in presets():
         assert name in listing
+    sv_ct = next(line for line in listing.splitlines() if line.startswith("sv-ct "))
+    assert sv_ct.split()[1:5] == ["ct", "dds", "d3ip-base", "50"]
     assert main(["presets", "--show", "sv-ct"]) == 0
     shown = json.loads(capsys.readouterr().out)
     assert (shown["adapter"], shown["k_slices"], shown["nfe"]) == ("d3ip-base", 6, 50)

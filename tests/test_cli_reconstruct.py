@@ -84,3 +84,19 @@ def test_reconstruct_without_a_method_says_what_it_runs_and_what_is_recommended(
     err = capsys.readouterr()
     text = err.out + err.err
     assert "no --preset, --config or --solver given" in text and "--preset sv-ct-admm-tv" in text
+
+
+def test_a_bids_sidecar_beside_the_output_gets_the_real_way_out_first(tmp_path, capsys):
+    """--force cannot replace a file napari-d3ip did not write: the first message must not
+    advise it, and must name a result name that works."""
+    from napari_d3ip.cli import main
+    from napari_d3ip.sample_data import sample_path
+
+    side = tmp_path / "sub-01_bold.json"
+    side.write_text('{"RepetitionTime": 2.0}')
+    code = main(["reconstruct", "--measurement", str(sample_path("ct15")), "--solver", "admm-tv",
+                 "--out", str(tmp_path / "sub-01_bold.nii.gz"), "--device", "cpu", "--quiet"])
+    err = capsys.readouterr().err
+    assert code != 0
+    assert "sub-01_bold_d3ip.nii.gz" in err and "--force or not" in err
+    assert side.read_text() == '{"RepetitionTime": 2.0}'

@@ -236,3 +236,21 @@ def test_itk_4d_frame_and_vector_images(tmp_path):
     sitk.WriteImage(rgb, str(tmp_path / "rgb.mha"))
     with pytest.raises(VolumeError, match="3-component"):
         read_volume(tmp_path / "rgb.mha")
+
+
+def test_a_gzipped_nifti_named_nii_is_refused_with_the_right_name(tmp_path):
+    import gzip
+
+    import nibabel as nib
+    import numpy as np
+    import pytest
+
+    from napari_d3ip.io.volumes import VolumeError, read_volume
+
+    good = tmp_path / "v.nii.gz"
+    nib.save(nib.Nifti1Image(np.zeros((4, 4, 4), np.float32), np.eye(4)), str(good))
+    bad = tmp_path / "v.nii"
+    bad.write_bytes(good.read_bytes())
+    assert gzip.decompress(bad.read_bytes())  # really gzip
+    with pytest.raises(VolumeError, match=r"gzip-compressed: name it \.nii\.gz"):
+        read_volume(bad)

@@ -121,10 +121,12 @@ def run_with_progress(gen, desc: str, quiet: bool = False):
     """
     from tqdm import tqdm
 
+    tty = sys.stderr.isatty()
+    # redirected to a file or a pipe every redraw is a line: at most one every 30 s, no clock
     bar = tqdm(total=None, desc=desc, disable=quiet, dynamic_ncols=True, smoothing=0,
-               unit="step", file=sys.stderr)
+               unit="step", file=sys.stderr, mininterval=0.1 if tty else 30.0)
     stop = threading.Event()
-    if not quiet:
+    if not quiet and tty:
         bar.set_postfix_str("preparing, then the first step", refresh=True)
         _ticker(bar, stop)
     last = None
@@ -137,7 +139,8 @@ def run_with_progress(gen, desc: str, quiet: bool = False):
             last = step
             if bar.total != step.total:
                 bar.total = step.total
-            post = {"phase": step.phase, "loss": f"{step.loss:.3g}"}
+            # the data misfit mean |Ax - y|^2 of the current estimate (0 = fits the data exactly)
+            post = {"phase": step.phase, "data misfit": f"{step.loss:.3g}"}
             if step.psnr is not None:
                 post["PSNR per-slice mean"] = f"{step.psnr:.2f} dB"
             bar.set_postfix(post, refresh=False)

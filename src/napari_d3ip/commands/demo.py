@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..sample_data import volume_samples
 from ._common import HelpFormatter
 from .reconstruct import add_run_options
 from .simulate import add_simulation_options
@@ -22,8 +23,7 @@ DEFAULT_PRESET = "cpu-preview"
 def register(sub) -> None:
     p = sub.add_parser("demo", help="run D3IP on the shipped sample brain (the main job)",
                        description=__doc__, formatter_class=HelpFormatter)
-    p.add_argument("--sample", default="brain-64", help="sample volume (brain-64, brain-128, "
-                   "phantom-64, heldout-epi)")
+    p.add_argument("--sample", default="brain-64", help=f"sample volume ({', '.join(volume_samples())})")
     add_simulation_options(p, file_options=False)
     p.add_argument("--out", default="d3ip-demo", help="output folder")
     p.add_argument("--force", action="store_true", help="overwrite files in --out")

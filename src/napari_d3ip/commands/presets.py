@@ -24,8 +24,10 @@ def _cmd(args) -> int:
     if args.show:
         print(from_preset(args.show).to_json())
         return 0
+    row = "{:18} {:14} {:9} {:10} {:>4}  {}"
+    print(row.format("preset", "task", "solver", "adapter", "NFE", "what it is"))
     for name, p in presets().items():
-        c = p["config"]
-        print(f"{name:18} {p['task']:14} {c.get('adapter', 'none'):10} {c.get('solver'):5} "
-              f"{p['description']}")
+        c = from_preset(name)  # the values a run gets, defaults included
+        nfe = "—" if c.solver == "admm-tv" else str(c.nfe)
+        print(row.format(name, p["task"], c.solver, c.adapter, nfe, p["description"]))
     return 0

@@ -12,6 +12,7 @@ import shlex
 from typing import Any
 
 from ..operators import KINDS, MASK_PATTERNS, SIMULATION_DEFAULTS
+from ..sample_data import volume_samples
 from ._common import SV_CT_VIEWS, HelpFormatter, add_device_option
 
 DEFAULT_ACCEL = {k: v["accel"] for k, v in SIMULATION_DEFAULTS.items() if "accel" in v}
@@ -30,8 +31,8 @@ def register(sub) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--volume", help="input volume: .nii/.nii.gz/.nrrd/.mha/.mhd or a DICOM "
                      "series folder (default: none; --volume or --sample is required)")
-    src.add_argument("--sample", help="a shipped sample volume instead (e.g. brain-64, "
-                     "brain-128, phantom-64) (default: none)")
+    src.add_argument("--sample", help=f"a shipped sample volume instead ({', '.join(volume_samples())}) "
+                     "(default: none)")
     add_simulation_options(p, operator_required=True)
     p.add_argument("--seed", type=int, default=0, help="seed for the mask and the noise")
     add_device_option(p, default="cpu", help_extra="; the default cpu makes the same file on "

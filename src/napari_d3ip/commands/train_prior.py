@@ -71,7 +71,7 @@ def register(sub) -> None:
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0 = torch default)")
     p.add_argument("--bf16", default="auto", choices=list(BF16_MODES),
                    help="bf16 autocast: auto = only on CUDA or a CPU with bf16 instructions "
-                   "(avx512_bf16/amx_bf16; on AVX2-only CPUs bf16 is ~25x slower than fp32) "
+                   "(avx512_bf16/amx_bf16; on AVX2-only CPUs bf16 is ~55x slower than fp32) "
                    "(default: %(default)s)")
     p.add_argument("--checkpoint-minutes", type=float, default=5.0,
                    help="minutes of wall time between checkpoints")

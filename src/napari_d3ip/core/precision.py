@@ -99,4 +99,8 @@ def describe_machine() -> str:
 
     bf = "with" if cpu_has_bf16() else "without"
     return (f"{cpu_model()} ({bf} bf16 instructions), {os.cpu_count()} cores, "
-            f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+            f"torch {torch.__version__}, {_plural(torch.get_num_threads(), 'thread')}")
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"

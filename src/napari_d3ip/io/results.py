@@ -48,7 +48,7 @@ def save_result(result, path: str | Path, affine: np.ndarray | None = None,
     the paths are returned all the same.
     """
     from .files import atomic_path, atomic_write_text, check_destination, planned_outputs
-    from .volumes import write_volume
+    from .volumes import _check_array, write_volume, write_volume_at
 
     path = Path(path)
     card_path = run_card_path(path)
@@ -69,7 +69,8 @@ def save_result(result, path: str | Path, affine: np.ndarray | None = None,
     check_destination(path, np.asarray(result.volume).size * 4 + 4096, what="result volume",
                       option="")
     lo, hi = intensity
-    data = (lo + result.volume.astype(np.float32) * (hi - lo)).astype(np.float32)
+    data = (lo + result.volume.astype(np.float64) * (hi - lo)).astype(np.float32)
+    data = _check_array(data, str(path))  # 3D, finite in float32 (hi - lo within range)
     card = dict(result.card)
     card["output"] = str(path)
     text = json.dumps(card, indent=2, default=json_default, allow_nan=True) + "\n"
@@ -79,7 +80,7 @@ def save_result(result, path: str | Path, affine: np.ndarray | None = None,
         atomic_write_text(card_path, text)
         return path, card_path
     with atomic_path(path) as tmp:  # the volume is renamed into place only once both exist
-        write_volume(tmp, data, affine=aff, overwrite=True)
+        write_volume_at(tmp, data, aff)  # checked above; no second temporary name
         atomic_write_text(card_path, text)
     return path, card_path
 
@@ -100,9 +101,11 @@ def check_card_path(card_path: str | Path) -> None:
     """Refuse a run card name taken by a file napari-d3ip did not write."""
     card_path = Path(card_path)
     if card_path.exists() and not is_run_card(card_path):
+        stem = card_path.name[: -len(".json")]
         raise FileExistsError(
             f"{card_path} exists and is not a napari-d3ip run card (a BIDS sidecar or another "
-            "tool's file?); it is never replaced: choose another output name")
+            "tool's file?): it is never replaced, --force or not; give the result another name, "
+            f"e.g. {stem}_d3ip.nii.gz (its run card becomes {stem}_d3ip.json)")
 
 
 def run_card_path(path: str | Path) -> Path:

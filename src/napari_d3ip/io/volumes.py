@@ -561,19 +561,31 @@ def write_volume(path: str | Path, volume: Volume | np.ndarray, affine: np.ndarr
     aff = _check_affine(aff)
     check_output(path, inputs=inputs, force=overwrite, what="volume", option="output",
                  nbytes=data.size * 4 + 4096)
-    arr, file_affine = _from_slices(data, aff, axis)
-    arr = np.ascontiguousarray(arr, dtype=np.float32)
+    if suffix == ".mhd":
+        arr, file_affine = _file_layout(data, aff, axis)
+        _write_mhd(path, arr, file_affine)
+        return path
     from .files import atomic_path
 
-    if suffix in NIFTI_SUFFIXES:
-        with atomic_path(path) as tmp:  # a full disk or Ctrl-C never leaves a truncated file
-            _write_nifti(tmp, arr, file_affine)
-    elif suffix == ".mhd":
-        _write_mhd(path, arr, file_affine)
-    else:
-        with atomic_path(path) as tmp:
-            _write_itk(tmp, arr, file_affine)
+    with atomic_path(path) as tmp:  # a full disk or Ctrl-C never leaves a truncated file
+        write_volume_at(tmp, data, aff, axis)
     return path
+
+
+def _file_layout(data: np.ndarray, affine: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
+    arr, file_affine = _from_slices(data, affine, axis)
+    return np.ascontiguousarray(arr, dtype=np.float32), file_affine
+
+
+def write_volume_at(path: Path, data: np.ndarray, affine: np.ndarray, axis: int = 2) -> None:
+    """Write checked (slices, H, W) float32 data to exactly `path` (NIfTI by its name, else
+    ITK), no checks and no temporary of its own: for writers that already hold a temporary
+    name (`save_result`), whose own temporary would otherwise get a second, longer one."""
+    arr, file_affine = _file_layout(data, _check_affine(affine), axis)
+    if _suffix(path) in NIFTI_SUFFIXES:
+        _write_nifti(path, arr, file_affine)
+    else:
+        _write_itk(path, arr, file_affine)
 
 
 def _write_mhd(path: Path, arr: np.ndarray, affine: np.ndarray) -> None:

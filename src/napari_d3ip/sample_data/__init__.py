@@ -58,6 +58,11 @@ class SampleError(KeyError, D3IPError):
         return str(self.args[0])
 
 
+def volume_samples() -> list[str]:
+    """The shipped sample volumes (the others are measurement files)."""
+    return [k for k, v in SAMPLES.items() if v["file"].endswith(".nii.gz")]
+
+
 def sample_path(name: str) -> Path:
     """The installed file of sample `name` (see SAMPLES)."""
     if name not in SAMPLES:
