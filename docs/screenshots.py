@@ -2,10 +2,11 @@
 
     python docs/screenshots.py [--out docs] [--nfe 12] [--iters 3]
 
-Opens napari (under a private Xvfb display when there is no $DISPLAY), loads the sample brain,
-simulates 15-view CT with 'D3IP: Data', runs D3IP-base with the shipped prior 'ellipses-64'
-from 'D3IP: Reconstruct' with the orthogonal views open, and saves
-`screenshot_running.png` (about half way) and `screenshot_done.png`. Needs xvfb when
+Opens napari at 1600x1000 (under a private Xvfb display when there is no $DISPLAY), loads the
+sample brain, simulates 15-view CT in the 'D3IP' dock's Data step, runs ADMM-TV (the method the
+dock recommends), then DDS with the shipped prior 'ellipses-64' with the three radiological
+views open, and saves `screenshot_running.png` (the second run about half way) and
+`screenshot_done.png` (both runs in the runs table). Needs xvfb when
 headless (`apt-get install xvfb xauth`) and napari-orthogonal-views for the three views.
 """
 
@@ -20,7 +21,7 @@ import time
 from pathlib import Path
 
 
-def _start_xvfb(size: str = "1800x1400x24") -> subprocess.Popen | None:
+def _start_xvfb(size: str = "1600x1000x24") -> subprocess.Popen | None:
     """A private X display when there is none (napari needs OpenGL, offscreen Qt has none)."""
     if os.environ.get("DISPLAY"):
         return None
@@ -49,8 +50,6 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent))
     ap.add_argument("--nfe", type=int, default=12, help="diffusion steps (small: quick)")
-    ap.add_argument("--iters", type=int, default=3, help="LoRA iterations per step (I)")
-    ap.add_argument("--k", type=int, default=4, help="adapted slices per step (K)")
     ap.add_argument("--prior", default="ellipses-64")
     ap.add_argument("--timeout", type=float, default=1800.0)
     args = ap.parse_args(argv)
@@ -82,12 +81,10 @@ def _render(args: argparse.Namespace, out: Path) -> int:
 
     viewer = napari.Viewer(title="napari-d3ip", show=True)
     app = QApplication.instance()
-    viewer.window.set_geometry(0, 0, 1800, 1350)
+    viewer.window.set_geometry(0, 0, 1600, 1000)
     viewer.open_sample("napari-d3ip", "brain-64")
-    _, data = viewer.window.add_plugin_dock_widget("napari-d3ip", "D3IP: Data")
-    # one tab per dock (public tabify): the Reconstruct panel gets the full height to show
-    _, rec = viewer.window.add_plugin_dock_widget("napari-d3ip", "D3IP: Reconstruct",
-                                                  tabify=True)
+    _, flow = viewer.window.add_plugin_dock_widget("napari-d3ip", "D3IP")
+    data, rec = flow.data, flow.reconstruct
 
     data.select_image("brain-64")
     data.kind.setCurrentText("ct")
@@ -98,30 +95,32 @@ def _render(args: argparse.Namespace, out: Path) -> int:
     _wait(app, lambda: data.worker is None, 300, "the CT simulation")
     for layer in viewer.layers:  # keep the brain for comparison, show FBP under the result
         layer.visible = "sinogram" not in layer.name
+    rec.views.open()
+    _wait(app, rec.views.views.is_shown, 120, "the three views")
+    rec.activity.setChecked(False)
+    rec.update_interval = 0.5
 
+    # 1: the recommended method (seconds)
+    rec.preset.setCurrentText("sv-ct-admm-tv" if rec.preset.findText("sv-ct-admm-tv") >= 0
+                              else "ADMM-TV (no prior)")
+    if not rec.start():
+        sys.exit(f"could not start: {rec.run.label.text()}")
+    _wait(app, lambda: rec.run.state.phase in (Phase.DONE, Phase.FAILED), args.timeout,
+          "the ADMM-TV run")
+    # 2: a diffusion run, caught half way
+    rec.preset.setCurrentText("sv-ct-dds")
     rec.prior.set_value(args.prior)
-    rec.preset.setCurrentText("cpu-preview")
-    rec.solver.setCurrentText("dds")
-    rec.adapter.setCurrentText("d3ip-base")
     rec.nfe.setValue(args.nfe)
-    rec.adv["k_slices"].setValue(args.k)
-    rec.adv["adapt_iters"].setValue(args.iters)
     rec.device.setCurrentText("auto")
     rec.seed.setValue(0)
-    rec.show_views.setChecked(True)
-    # the advanced section stays collapsed: the run line, Run, Save and the card show
-    rec.update_interval = 0.5
-    # napari's activity spinner recomposes the window ~10x/s; under Xvfb's software OpenGL
-    # that takes about half a core from the run (the widget's own progress bar stays)
-    rec.activity.setChecked(False)
     if not rec.start():
-        sys.exit(f"could not start: {rec.cost.text()}")
+        sys.exit(f"could not start: {rec.run.label.text()}")
 
     total = args.nfe
     _wait(app, lambda: rec.ctx.steps >= max(2, total // 2) and rec.ctx.images >= 1
           and rec.views.views.is_shown(), args.timeout, "half of the run")
     viewer.layers.selection.active = rec.ctx.layer
-    viewer.reset_view()
+    rec.views.views.reset_cameras()
     _settle(app)
     viewer.screenshot(str(out / "screenshot_running.png"), canvas_only=False)
     print("wrote", out / "screenshot_running.png", "at", rec.run.label.text(), flush=True)
@@ -130,7 +129,7 @@ def _render(args: argparse.Namespace, out: Path) -> int:
           "the end of the run")
     if rec.run.state.phase is Phase.FAILED:
         sys.exit(f"the run failed: {rec.run.label.text()}")
-    viewer.reset_view()
+    rec.views.views.reset_cameras()
     _settle(app)
     viewer.screenshot(str(out / "screenshot_done.png"), canvas_only=False)
     print("wrote", out / "screenshot_done.png", "at", rec.run.label.text())

@@ -22,7 +22,7 @@ def test_manifest_is_valid_and_every_command_imports():
     pm = PluginManifest.from_distribution("napari-d3ip")
     assert pm.display_name == "D3IP reconstruction"
     c = pm.contributions
-    assert {w.display_name for w in c.widgets} == {"Prior samples", "D3IP: Data",
+    assert {w.display_name for w in c.widgets} == {"D3IP", "Prior samples", "D3IP: Data",
                                                     "D3IP: Reconstruct"}
     assert {s.key for s in c.sample_data} == {"brain-64", "phantom-64", "ct15", "mri-r8"}
     for cmd in c.commands:
