@@ -174,9 +174,10 @@ def check_result_outputs(out: Path, args, cfg, option: str = "--out") -> None:
     check_output(out, suffixes=WRITE_SUFFIXES, inputs=inputs, force=args.force,
                  what="result volume", option=option)
     card = run_card_path(out)
-    check_card_path(card)  # first: --force cannot help with a file napari-d3ip did not write
-    check_output(card, inputs=inputs, force=args.force, what="run card",
-                 option=f"run card {card.name} (beside {option})")
+    where = f"run card {card.name} (beside {option})"
+    check_output(card, inputs=inputs, force=True, what="run card", option=where)  # an input?
+    check_card_path(card)  # then: --force cannot help with a file napari-d3ip did not write
+    check_output(card, inputs=inputs, force=args.force, what="run card", option=where)
 
 
 def describe_source(args) -> str:

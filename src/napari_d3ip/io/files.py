@@ -341,6 +341,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
                     finally:
                         os.close(fd)
                 os.replace(tmp, path)
+            except WriteError:  # a nested writer's own error already names its file
+                raise
             except OSError as e:
                 raise write_error(path, e) from None
     finally:
