@@ -262,3 +262,15 @@ def test_training_memory_is_bounded(monkeypatch):
     check_training_resources(TrainConfig(size=16, channels=4, channel_mults=(1, 2), batch=1))
     with pytest.raises(files.ResourceError, match="--channels 2048"):
         check_training_resources(TrainConfig(channels=2048))
+
+
+def test_a_long_result_name_is_written_with_one_temporary(tmp_path):
+    """save_result writes the volume straight into its temporary (no temporary of a temporary,
+    whose name would pass the filesystem's limit after the run for names of ~215-233 bytes)."""
+    from napari_d3ip.events import Result
+    from napari_d3ip.io.results import save_result
+
+    name = "r" * (files.name_max(tmp_path) - 30) + ".nii.gz"
+    nii, card = save_result(Result(volume=np.zeros((2, 4, 4), np.float32),
+                                   card={"napari_d3ip_version": "x"}), tmp_path / name)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([nii.name, card.name])
