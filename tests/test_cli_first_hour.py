@@ -127,10 +127,20 @@ def test_one_version_source():
 
 
 def test_views_default_is_the_papers_15_everywhere():
+    from napari_d3ip.commands.reconstruct import _check_source_options
+
     subs = _subparsers()
-    for command in ("demo", "reconstruct", "simulate"):
+    for command in ("demo", "simulate"):
         args = subs[command].parse_args(REQUIRED[command])
         assert args.views == 15, command
+    # reconstruct's --views also picks N of a measurement file's angles (all when not given):
+    # a simulation fills in the paper's 15, a file read keeps None
+    args = subs["reconstruct"].parse_args(["--sample", "brain-64", "--operator", "ct", "--out", "o.nii.gz"])
+    _check_source_options(args)
+    assert args.views == 15
+    args = subs["reconstruct"].parse_args(REQUIRED["reconstruct"])
+    _check_source_options(args)
+    assert args.views is None
 
 
 # -- progress from the first moment ------------------------------------------------------------
