@@ -130,12 +130,48 @@ ACQ_HEAD = np.dtype([
     ("idx", _IDX), ("user_int", "<i4", (8,)), ("user_float", "<f4", (8,))])
 
 
+def _acq(n_samples: int, n_coils: int, geometry: dict | None, flags: int = 0, **idx) -> np.ndarray:
+    """One AcquisitionHeader; `geometry` = {position, read_dir, phase_dir, slice_dir} (LPS, mm)."""
+    h = np.zeros((), ACQ_HEAD)
+    h["flags"] = flags
+    h["number_of_samples"], h["active_channels"] = n_samples, n_coils
+    h["available_channels"], h["center_sample"] = n_coils, n_samples // 2
+    for k, v in (geometry or {}).items():
+        h[k] = v
+    for k, v in idx.items():
+        h["idx"][k] = v
+    return h
+
+
+def _interleave(line: np.ndarray) -> np.ndarray:
+    d = np.empty(2 * line.size, np.float32)
+    d[0::2], d[1::2] = line.real.ravel(), line.imag.ravel()
+    return d
+
+
+def _write_ismrmrd(path: Path, heads: list, datas: list, hdr: str, edit=None) -> Path:
+    rec = np.dtype([("head", ACQ_HEAD), ("traj", h5py.vlen_dtype(np.float32)),
+                    ("data", h5py.vlen_dtype(np.float32))])
+    arr = np.empty(len(heads), rec)
+    for i, (h, d) in enumerate(zip(heads, datas, strict=True)):
+        arr[i] = (h, np.zeros(0, np.float32), d)
+    with h5py.File(path, "w") as f:
+        f.create_dataset("dataset/xml", data=np.array([hdr.encode()], dtype=h5py.string_dtype()))
+        f.create_dataset("dataset/data", data=arr)
+        if edit is not None:
+            edit(f)
+    return path
+
+
 def write_ismrmrd_3d(path: Path, volume: np.ndarray, mask: np.ndarray, n_coils: int = 4,
                      phase: float = 0.0, noise: float = 0.0, seed: int = 0,
-                     partitions_in_slice: bool = False, edit=None) -> Path:
-    """A 3-D Cartesian ISMRMRD file of `volume` (X, Y, Z): readout x oversampled 2x, one record
-    per (ky, kz) line of `mask` (Y, Z), plus one noise scan first. With `partitions_in_slice`
-    the kz index is stored in idx.slice (mridata.org's convention)."""
+                     partitions_in_slice: bool = False, geometry: dict | None = None,
+                     edit=None) -> Path:
+    """A 3-D Cartesian ISMRMRD file of `volume` (X, Y, Z), 1 mm voxels: readout x oversampled
+    2x, one record per (ky, kz) line of `mask` (Y, Z), plus one noise scan first. With
+    `partitions_in_slice` the kz index is stored in idx.slice (mridata.org's convention).
+    `geometry` (LPS) goes into every acquisition header: voxel (i, j, k) then lies at
+    position + (i - X//2) read_dir + (j - Y//2) phase_dir + (k - Z//2) slice_dir mm."""
     nx, ny, nz = volume.shape
     maps = birdcage_maps(n_coils, (ny, nz)).numpy() if n_coils > 1 else np.ones((1, ny, nz))
     ph = np.exp(1j * smooth_phase((ny, nz), phase))
@@ -145,32 +181,47 @@ def write_ismrmrd_3d(path: Path, volume: np.ndarray, mask: np.ndarray, n_coils: 
     k = _fft(big, axes=(1, 2, 3))
     small = _fft(img, axes=(2, 3))  # the per-readout-position problem's data
     k = add_noise(k, mask[None, None], noise, seed, level_from=small * mask)
-    heads, datas = [np.zeros((), ACQ_HEAD)], [np.zeros(2 * n_coils * 2 * nx, np.float32)]
-    heads[0]["flags"] = 1 << 18
-    heads[0]["number_of_samples"], heads[0]["active_channels"] = 2 * nx, n_coils
+    heads = [_acq(2 * nx, n_coils, geometry, flags=1 << 18)]
+    datas = [np.zeros(2 * n_coils * 2 * nx, np.float32)]
     for iy, iz in zip(*np.nonzero(mask), strict=True):
-        h = np.zeros((), ACQ_HEAD)
-        h["number_of_samples"], h["active_channels"] = 2 * nx, n_coils
-        h["available_channels"], h["center_sample"] = n_coils, nx
-        h["idx"]["kspace_encode_step_1"] = iy
-        h["idx"]["slice" if partitions_in_slice else "kspace_encode_step_2"] = iz
-        line = k[:, :, iy, iz]  # (C, samples)
-        d = np.empty(2 * line.size, np.float32)
-        d[0::2], d[1::2] = line.real.ravel(), line.imag.ravel()
-        heads.append(h)
-        datas.append(d)
-    rec = np.dtype([("head", ACQ_HEAD), ("traj", h5py.vlen_dtype(np.float32)),
-                    ("data", h5py.vlen_dtype(np.float32))])
-    arr = np.empty(len(heads), rec)
-    for i, (h, d) in enumerate(zip(heads, datas, strict=True)):
-        arr[i] = (h, np.zeros(0, np.float32), d)
+        heads.append(_acq(2 * nx, n_coils, geometry, kspace_encode_step_1=iy,
+                          **{"slice" if partitions_in_slice else "kspace_encode_step_2": iz}))
+        datas.append(_interleave(k[:, :, iy, iz]))  # (C, samples)
     hdr = header_xml((2 * nx, ny, nz), (2 * nx * 1.0, ny * 1.0, nz * 1.0), (nx, ny, nz),
                      (nx * 1.0, ny * 1.0, nz * 1.0), step1=(0, ny - 1, ny // 2),
                      step2=(0, nz - 1, nz // 2),
                      slices=(0, nz - 1, nz // 2) if partitions_in_slice else (0, 0, 0))
-    with h5py.File(path, "w") as f:
-        f.create_dataset("dataset/xml", data=np.array([hdr.encode()], dtype=h5py.string_dtype()))
-        f.create_dataset("dataset/data", data=arr)
-        if edit is not None:
-            edit(f)
-    return path
+    return _write_ismrmrd(path, heads, datas, hdr, edit)
+
+
+def write_ismrmrd_2d(path: Path, volume: np.ndarray, mask: np.ndarray, n_coils: int = 4,
+                     phase: float = 0.0, noise: float = 0.0, seed: int = 0,
+                     geometry: dict | None = None, slice_order: list[int] | None = None,
+                     thickness: float = 3.0, edit=None) -> Path:
+    """A 2-D multi-slice Cartesian ISMRMRD file of `volume` (S, X, Y), 1 mm pixels, readout x
+    oversampled 2x, one record per (slice, ky) of `mask` (Y,), one noise scan first. Volume
+    slice s is stored as idx.slice = slice_order[s] (default s: interleaved orders test the
+    reader's spatial sort); with `geometry` its centre is position + (s - S//2) * thickness *
+    slice_dir and pixel (x, y) lies (x - X//2) mm along read_dir, (y - Y//2) along phase_dir."""
+    ns, nx, ny = volume.shape
+    imgs = coil_images(volume, n_coils, phase)  # (S, C, X, Y)
+    big = np.zeros((ns, n_coils, 2 * nx, ny), np.complex64)
+    big[:, :, nx // 2:nx // 2 + nx] = imgs
+    k = _fft(big)
+    k = add_noise(k, mask[None, None, None], noise, seed, level_from=_fft(imgs) * mask)
+    order = list(range(ns)) if slice_order is None else list(slice_order)
+    heads = [_acq(2 * nx, n_coils, geometry, flags=1 << 18)]
+    datas = [np.zeros(2 * n_coils * 2 * nx, np.float32)]
+    for s in range(ns):
+        geo = None
+        if geometry is not None:
+            geo = dict(geometry)
+            geo["position"] = (np.asarray(geometry["position"], float)
+                               + (s - ns // 2) * thickness * np.asarray(geometry["slice_dir"], float))
+        for iy in np.flatnonzero(mask):
+            heads.append(_acq(2 * nx, n_coils, geo, kspace_encode_step_1=iy, slice=order[s]))
+            datas.append(_interleave(k[s, :, :, iy]))
+    hdr = header_xml((2 * nx, ny, 1), (2.0 * nx, 1.0 * ny, thickness), (nx, ny, 1),
+                     (1.0 * nx, 1.0 * ny, thickness), step1=(0, ny - 1, ny // 2),
+                     step2=(0, 0, 0), slices=(0, ns - 1, ns // 2))
+    return _write_ismrmrd(path, heads, datas, hdr, edit)

@@ -188,10 +188,11 @@ def _refine_phase(y: torch.Tensor, s: torch.Tensor, mask: torch.Tensor, x0: torc
 
 def assemble(y: np.ndarray, mask: np.ndarray, reference: np.ndarray | None,
              spacing: tuple[float, float, float], source: str, info: dict[str, Any],
-             progress=None) -> Measurement:
+             progress=None, affine: np.ndarray | None = None) -> Measurement:
     """The Measurement of k-space y (N, C, H, W) sampled on `mask` (H, W): coil maps with the
     phase folded in, data scaled so the image lies in [0, 1] (intensity maps back), the
-    reference (N, H, W) scaled alike."""
+    reference (N, H, W) scaled alike; `affine` voxel -> RAS (`_mrgeometry`; default: the
+    voxel size on the diagonal, orientation unknown)."""
     yt = torch.from_numpy(np.ascontiguousarray(y, dtype=np.complex64)) * torch.from_numpy(mask)
     maps, done = coil_maps_with_phase(yt, mask, progress)
     op = MulticoilMRI(mask, maps)
@@ -203,7 +204,7 @@ def assemble(y: np.ndarray, mask: np.ndarray, reference: np.ndarray | None,
     if not scale > 0:
         raise MeasurementError(f"{source}: the k-space holds no signal (all zero where sampled)")
     ref = None if reference is None else np.clip(reference / scale, 0, 1).astype(np.float32)
-    affine = np.diag([*spacing, 1.0])
+    affine = np.diag([*spacing, 1.0]) if affine is None else affine
     simulation = {"acquired": True, **info, **done, "scale": scale,
                   "achieved_acceleration": float(mask.size / mask.sum())}
     return Measurement(op, yt / scale, ref, affine, spacing, (0.0, scale), simulation, source)

@@ -25,6 +25,7 @@ from ...operators.base import Measurement
 from ..measurements import MeasurementError, claimed_bytes
 from . import MeasurementFormat, OpenOptions, check_options, slice_range
 from ._hdf5 import dataset_text, fail, open_h5, sniffer
+from ._mrgeometry import UNKNOWN, diagonal_affine
 from ._mrheader import MRHeader, parse_header
 from ._mri import acs_box, assemble, crop_readout, default_center_fraction, fastmri_mask
 
@@ -175,6 +176,7 @@ class _Plan:
             "acs_columns": acs_box(np.broadcast_to(self.column_mask, (self.rows, self.cols)))[1],
             "reference": self.reference_name or False,
             "spacing_mm": list(self.spacing()),
+            "orientation": "unknown (fastMRI files carry no patient position)",
             "memory_bytes": self.memory,
         }
 
@@ -225,10 +227,12 @@ def _open(path: Path, options: OpenOptions) -> Measurement:
         ref, crop = _reference(f, plan)
     mask = np.broadcast_to(plan.column_mask, (plan.rows, plan.cols)).copy()
     info = {"format": NAME, "sampling": plan.pattern, "slices": [plan.picked.start,
-            plan.picked.stop, plan.picked.step], "reference_name": plan.reference_name}
+            plan.picked.stop, plan.picked.step], "reference_name": plan.reference_name,
+            "orientation": UNKNOWN}
     if crop is not None:
         info["reference_crop"] = crop
-    return assemble(k, mask, ref, plan.spacing(), str(path), info)
+    affine = diagonal_affine(plan.spacing(), plan.picked.start, plan.picked.step)
+    return assemble(k, mask, ref, plan.spacing(), str(path), info, affine=affine)
 
 
 def _inspect(path: Path, options: OpenOptions) -> dict[str, Any]:

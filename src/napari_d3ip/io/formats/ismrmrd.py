@@ -26,6 +26,7 @@ from ...operators.base import Measurement
 from ..measurements import MeasurementError, claimed_bytes
 from . import MeasurementFormat, OpenOptions, check_options, slice_range
 from ._hdf5 import dataset_text, fail, open_h5, sniffer
+from ._mrgeometry import UNKNOWN, affine_2d, affine_3d, diagonal_affine, directions
 from ._mrheader import parse_header
 from ._mri import acs_box, assemble, crop_readout
 
@@ -93,6 +94,8 @@ class _Plan:
             problems.append(f"encode steps fall outside the encoded matrix {ey} x {ez}")
         fail(path, NAME, problems)
         self.n_slices_file = int(sl.max()) + 1
+        self.dirs = directions(h, str(path))
+        self.centres = self._centres(h, path) if self.dirs is not None else None
         self.rows = max(1, int(round(self.readout / self.hdr.readout_oversampling)))
         self.mask = self._mask()
         n_total = self.rows if self.is3d else self.n_slices_file
@@ -107,6 +110,36 @@ class _Plan:
             fail(path, NAME, [f"the acquired lines have no fully sampled centre (ACS block {box}); "
                               "coil maps and the image phase are estimated from it"])
         self.acs = box
+
+    def _centres(self, h: np.ndarray, path: Path) -> np.ndarray:
+        """LPS centre of each slice (2-D; slices renumbered in order along slice_dir, so the
+        volume is a spatially ordered stack) or of the slab (3-D, one row)."""
+        pos = np.asarray(h["position"], float).reshape(-1, 3)
+        if self.is3d:
+            return pos[:1]
+        missing = sorted(set(range(self.n_slices_file)) - set(self.isl.tolist()))
+        if missing:
+            fail(path, NAME, [f"slice(s) {missing[:8]} of 0..{self.n_slices_file - 1} have no "
+                              "acquisitions; the stack has holes"])
+        centres = np.stack([pos[self.isl == s][0] for s in range(self.n_slices_file)])
+        order = np.argsort(centres @ self.dirs[2], kind="stable")
+        rank = np.empty_like(order)
+        rank[order] = np.arange(order.size)
+        self.isl = rank[self.isl]
+        return centres[order]
+
+    def affine(self) -> tuple[np.ndarray, str]:
+        """voxel (slice, row, col) -> RAS of the picked volume, and the orientation note."""
+        p = self.picked
+        if self.dirs is None:
+            return diagonal_affine(self.spacing(), p.start, p.step), UNKNOWN
+        if self.is3d:
+            a = affine_3d(self.dirs, self.centres[0], (self.rows, self.ny, self.nz), self.spacing(),
+                          p.start, p.step)
+            return a, "from the acquisition headers (position, read/phase/slice_dir, LPS -> RAS)"
+        a, note = affine_2d(self.dirs, self.centres[list(p)], self.rows, self.ny, self.spacing(),
+                            self.hdr.encoded_fov[2])
+        return a, note or "from the acquisition headers (position, read/phase/slice_dir, LPS -> RAS)"
 
     def _mask(self) -> np.ndarray:
         m = np.zeros((self.ny, self.nz), bool)
@@ -129,7 +162,14 @@ class _Plan:
                 "slices": len(self.picked), "image_shape": list(self.image_shape),
                 "readout_oversampling": self.readout / self.rows,
                 "acceleration": self.mask.size / sampled, "acs_block": list(self.acs),
-                "reference": False, "spacing_mm": list(self.spacing()), "memory_bytes": self.memory}
+                "reference": False, "spacing_mm": list(self.spacing()),
+                "orientation": self.axes(), "memory_bytes": self.memory}
+
+    def axes(self) -> str:
+        """'unknown', or where the array axes point ('S, P, L' = slice, row, col towards ...)."""
+        from ._mrgeometry import describe
+
+        return "unknown" if self.dirs is None else "slice, row, col towards " + describe(self.affine()[0])
 
 
 def _read(f, plan: _Plan, path: Path) -> np.ndarray:
@@ -164,9 +204,11 @@ def _open(path: Path, options: OpenOptions) -> Measurement:
         plan = _Plan(f, path, options)
         k = _read(f, plan, path)
     mask = plan.mask if plan.is3d else np.broadcast_to(plan.mask, plan.image_shape).copy()
+    affine, orientation = plan.affine()
     info = {"format": NAME, "acquisition": "3d" if plan.is3d else "2d",
-            "partitions_from": plan.partitions_from, "noise_scans_skipped": plan.n_noise}
-    return assemble(k, mask, None, plan.spacing(), str(path), info)
+            "partitions_from": plan.partitions_from, "noise_scans_skipped": plan.n_noise,
+            "orientation": orientation}
+    return assemble(k, mask, None, plan.spacing(), str(path), info, affine=affine)
 
 
 def _inspect(path: Path, options: OpenOptions) -> dict[str, Any]:
