@@ -17,7 +17,7 @@ from typing import Any
 from . import _layers as napari_layers
 
 VOLUME_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
-MEASUREMENT_SUFFIXES = (".h5", ".hdf5", ".mrd", ".nxs")
+MEASUREMENT_SUFFIXES = (".h5", ".hdf5", ".mrd", ".nxs", ".nx")
 
 ReaderFunction = Callable[[Any], list[napari_layers.LayerData]]
 

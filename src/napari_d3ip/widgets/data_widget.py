@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 from qtpy.QtWidgets import (
     QComboBox,
-    QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
     QGroupBox,
@@ -22,13 +21,13 @@ from qtpy.QtWidgets import (
     QLabel,
     QPushButton,
     QSpinBox,
-    QStackedWidget,
     QWidget,
 )
 
 from .. import _layers as napari_layers
 from .common import error_text, notify_error, scrolling_layout
 from .gc_hold import Hold, watch_removals
+from .kind_settings import KindPages, make_control, page_defaults
 from .state import ParamStore
 from .workers import Prepared, function_worker, read_prepared, simulate_prepared
 
@@ -36,13 +35,11 @@ from .workers import Prepared, function_worker, read_prepared, simulate_prepared
 def defaults() -> dict[str, Any]:
     """The form's defaults: the kinds and their settings are declared once, in operators/
     (imported here, when a widget is made, so that loading the plugin stays torch-free)."""
-    from ..operators import KINDS
-    from ..operators import SIMULATION_DEFAULTS as SIM
+    from ..operators import get_kind, kind_names
+    from ..operators.kinds import NOISE
 
-    return {"kind": KINDS[0], "n_views": SIM["ct"]["n_views"], "filter": SIM["ct"]["filter"],
-            "mri_accel": SIM["mri"]["accel"], "mc_accel": SIM["mri-multicoil"]["accel"],
-            "n_coils": SIM["mri-multicoil"]["n_coils"],
-            "acs_fraction": SIM["mri-multicoil"]["acs_fraction"], "noise": SIM["ct"]["noise"],
+    kind = kind_names()[0]
+    return {"kind": kind, **page_defaults(), "noise": get_kind(kind).defaults[NOISE.name],
             "seed": 0}
 
 
@@ -55,7 +52,8 @@ class DataWidget(QWidget):
     def __init__(self, napari_viewer: Any, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.viewer = napari_viewer
-        from ..operators import KINDS
+        from ..operators import get_kind, kind_names
+        from ..operators.kinds import NOISE
 
         self.store = ParamStore("data", defaults())
         self.worker: Any = None
@@ -72,21 +70,13 @@ class DataWidget(QWidget):
                               "to [0, 1] and mapped back when saving")
         form.addRow("volume", self.image)
         self.kind = QComboBox()
-        self.kind.addItems(KINDS)
-        self.kind.setToolTip("ct: sparse-view parallel beam; mri: single-coil Cartesian with a "
-                             "Poisson-disc mask; mri-multicoil: lines mask, 8 coils, ESPIRiT")
+        self.kind.addItems(kind_names())
+        self.kind.setToolTip("; ".join(f"{k}: {get_kind(k).label}" for k in kind_names()))
         form.addRow("operator", self.kind)
-        self.params = QStackedWidget()
-        self.params.addWidget(self._ct_page())
-        self.params.addWidget(self._mri_page())
-        self.params.addWidget(self._mc_page())
+        self.params = KindPages()  # each kind's settings, generated from its declaration
         self.kind.currentIndexChanged.connect(self.params.setCurrentIndex)
         form.addRow(self.params)
-        self.noise = QDoubleSpinBox()
-        self.noise.setRange(0.0, 1.0)
-        self.noise.setDecimals(4)
-        self.noise.setSingleStep(0.005)
-        self.noise.setToolTip("relative noise std (0.01 = 1% of the mean measured magnitude)")
+        self.noise = make_control(NOISE)
         form.addRow("noise", self.noise)
         self.seed = QSpinBox()
         self.seed.setRange(0, 2**31 - 1)
@@ -97,6 +87,10 @@ class DataWidget(QWidget):
         form.addRow(self.simulate_btn)
         lay.addWidget(sim)
 
+        from .open_options import OpenOptionsBox
+
+        self.open_options = OpenOptionsBox()  # mask of a fully sampled MRI file, slices
+        lay.addWidget(self.open_options)
         row = QHBoxLayout()
         self.open_btn = QPushButton("Open measurement (.h5)…")
         self.open_btn.clicked.connect(lambda _=False: self.open_measurement())
@@ -116,68 +110,19 @@ class DataWidget(QWidget):
         ev.removed.connect(self._refresh_images)
         self._refresh_images()
 
-    # -- parameter pages -----------------------------------------------------------------
-    def _ct_page(self) -> QWidget:
-        from ..operators.ct import FILTERS
-
-        w = QWidget()
-        f = QFormLayout(w)
-        f.setContentsMargins(0, 0, 0, 0)
-        self.n_views = QSpinBox()
-        self.n_views.setRange(1, 2000)
-        self.n_views.setToolTip("projection angles over 180°")
-        f.addRow("views", self.n_views)
-        self.filter = QComboBox()
-        self.filter.addItems(list(FILTERS))
-        self.filter.setToolTip("FBP filter used for A†y")
-        f.addRow("FBP filter", self.filter)
-        return w
-
-    def _mri_page(self) -> QWidget:
-        w = QWidget()
-        f = QFormLayout(w)
-        f.setContentsMargins(0, 0, 0, 0)
-        self.mri_accel = QDoubleSpinBox()
-        self.mri_accel.setRange(1.0, 64.0)
-        self.mri_accel.setToolTip("acceleration R of the 2D Poisson-disc mask")
-        f.addRow("R", self.mri_accel)
-        return w
-
-    def _mc_page(self) -> QWidget:
-        w = QWidget()
-        f = QFormLayout(w)
-        f.setContentsMargins(0, 0, 0, 0)
-        self.mc_accel = QDoubleSpinBox()
-        self.mc_accel.setRange(1.0, 32.0)
-        self.mc_accel.setToolTip("acceleration R of the uniform lines mask")
-        f.addRow("R", self.mc_accel)
-        self.n_coils = QSpinBox()
-        self.n_coils.setRange(1, 64)
-        f.addRow("coils", self.n_coils)
-        self.acs_fraction = QDoubleSpinBox()
-        self.acs_fraction.setRange(0.0, 1.0)
-        self.acs_fraction.setDecimals(3)
-        self.acs_fraction.setSingleStep(0.01)
-        self.acs_fraction.setToolTip("fraction of central (ACS) lines, used for ESPIRiT maps")
-        f.addRow("ACS fraction", self.acs_fraction)
-        return w
+    # -- parameters ----------------------------------------------------------------------
+    def control(self, kind: str, name: str) -> QWidget:
+        """The control of a kind's setting (e.g. ("ct", "n_views"))."""
+        return self.params.control(kind, name)
 
     def values(self) -> dict[str, Any]:
-        return {"kind": self.kind.currentText(), "n_views": self.n_views.value(),
-                "filter": self.filter.currentText(), "mri_accel": self.mri_accel.value(),
-                "mc_accel": self.mc_accel.value(), "n_coils": self.n_coils.value(),
-                "acs_fraction": self.acs_fraction.value(), "noise": self.noise.value(),
-                "seed": self.seed.value()}
+        return {"kind": self.kind.currentText(), **self.params.values(),
+                "noise": self.noise.value(), "seed": self.seed.value()}
 
     def set_values(self, v: dict[str, Any]) -> None:
         self.kind.setCurrentIndex(max(self.kind.findText(str(v["kind"])), 0))
         self.params.setCurrentIndex(self.kind.currentIndex())
-        self.n_views.setValue(int(v["n_views"]))
-        self.filter.setCurrentIndex(max(self.filter.findText(str(v["filter"])), 0))
-        self.mri_accel.setValue(float(v["mri_accel"]))
-        self.mc_accel.setValue(float(v["mc_accel"]))
-        self.n_coils.setValue(int(v["n_coils"]))
-        self.acs_fraction.setValue(float(v["acs_fraction"]))
+        self.params.set_values(v)
         self.noise.setValue(float(v["noise"]))
         self.seed.setValue(int(v["seed"]))
 
@@ -186,13 +131,7 @@ class DataWidget(QWidget):
 
     def operator_params(self) -> dict[str, Any]:
         """The `simulate` keyword parameters of the chosen operator."""
-        kind = self.kind.currentText()
-        if kind == "ct":
-            return {"n_views": self.n_views.value(), "filter": self.filter.currentText()}
-        if kind == "mri":
-            return {"accel": self.mri_accel.value()}
-        return {"accel": self.mc_accel.value(), "n_coils": self.n_coils.value(),
-                "acs_fraction": self.acs_fraction.value()}
+        return self.params.params(self.kind.currentText())
 
     # -- layer picker --------------------------------------------------------------------
     def _refresh_images(self, event: Any = None) -> None:
@@ -253,11 +192,12 @@ class DataWidget(QWidget):
             return None
         if path is None:
             path, _ = QFileDialog.getOpenFileName(self, "Open a measurement", "",
-                                                  "Measurement (*.h5 *.hdf5 *.mrd *.nxs)")
+                                                  "Measurement (*.h5 *.hdf5 *.mrd *.nxs *.nx)")
             if not path:
                 return None
         self._busy(True, f"reading {path}…")
-        return self._start(function_worker(read_prepared, str(path)))
+        options = self.open_options.options(seed=self.seed.value())
+        return self._start(function_worker(read_prepared, str(path), options))
 
     def _start(self, w: Any) -> Any:
         self.worker = w

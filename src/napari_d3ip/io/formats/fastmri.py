@@ -135,7 +135,8 @@ class _Plan:
                 raise MeasurementError(f"{path}: a fully sampled fastMRI (training) file: choose "
                                        "the undersampling with --mask equispaced|random and "
                                        "--accel R (e.g. --mask random --accel 4; the centre "
-                                       "fraction defaults to fastMRI's 0.32/R: 0.08 at 4x)")
+                                       "fraction defaults to fastMRI's 0.32/R: 0.08 at 4x; "
+                                       "in napari: the Data dock's 'MRI mask')")
             if o.mask == "poisson":
                 raise MeasurementError(f"{path}: --mask poisson needs two phase-encode axes (a "
                                        "3-D acquisition); a 2-D fastMRI slice takes equispaced "
