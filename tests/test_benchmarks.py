@@ -219,3 +219,17 @@ def test_stall_meter_records_every_full_gc_pass_in_its_phase(qtbot):
     gc.collect()
     assert list(meter.gc_full) == ["during"] and len(meter.gc_full["during"]) == 1
     assert meter.gc_full["during"][0] >= 0
+
+
+def test_phantom_pilot_table_has_one_row_per_prior_and_method_and_a_column_per_task():
+    from benchmarks.phantom_pilot import markdown
+
+    rows = [{"prior": p, "steps": s, "volume": v, "task": t, "method": m, "psnr": q, "ssim": 0.5,
+             "seconds": 1.0}
+            for p, s, m, q0 in (("(none)", None, "admm-tv", 28.0), ("organic", 900, "dds", 24.0))
+            for v in ("brain-64", "heldout-epi") for t, q in (("ct15", q0), ("mri-r8", q0 + 1))]
+    md = markdown(rows, {"cpu": "X", "torch": "2", "torch_threads": 1}, "cmd", ["ct15", "mri-r8"], 16, 25)
+    lines = [ln for ln in md.splitlines() if ln.startswith("| ")]
+    assert lines[0].split(" | ")[3:] == ["brain-64 ct15", "brain-64 mri-r8", "heldout-epi ct15", "heldout-epi mri-r8 |"]
+    assert lines[1] == "| (none) |  | admm-tv | 28.00 | 29.00 | 28.00 | 29.00 |"
+    assert lines[2] == "| organic | 900 | dds | 24.00 | 25.00 | 24.00 | 25.00 |"
