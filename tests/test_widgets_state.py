@@ -76,7 +76,7 @@ def test_throttle():
 
 
 def _fake_run(n: int, fail_at: int | None = None, closed: list | None = None):
-    def run(measurement, config, prior=None):
+    def run(measurement, config, prior=None, *, should_stop=None):
         try:
             for i in range(n):
                 if i == fail_at:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import os
 import threading
 import weakref
 from typing import Any
@@ -37,13 +38,20 @@ _ours = False  # True while the permanent generation is this module's
 _thawed = False  # held, but unfrozen until `refreeze()` (a layer removal's collection)
 
 
+def enabled() -> bool:
+    """The setting: on unless the environment variable NAPARI_D3IP_GC_HOLD is "0" (see the
+    module's docstring for why it exists and docs/gui.md for the measurement that keeps it)."""
+    return os.environ.get("NAPARI_D3IP_GC_HOLD", "1").strip() != "0"
+
+
 class Hold:
     """One live run's claim; `release()` is idempotent (end, failure and teardown may each
-    call it)."""
+    call it). With the setting off (`enabled()` False) it claims nothing."""
 
     def __init__(self) -> None:
-        self._live = True
-        _acquire()
+        self._live = enabled()
+        if self._live:
+            _acquire()
 
     @property
     def live(self) -> bool:

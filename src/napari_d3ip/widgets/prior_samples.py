@@ -93,7 +93,7 @@ class PriorSamplesWidget(QWidget):
         label = Path(v["prior"]).stem if "/" in v["prior"] else v["prior"]
         self._name = f"Prior samples: {label} N={v['n']} NFE={v['nfe']} seed={v['seed']}"
         handle = prior_samples_worker(v["prior"], v["n"], v["nfe"], v["seed"], v["device"])
-        w = handle.worker
+        w = handle  # its yielded/returned/errored signals (run_controller.Job)
         w.yielded.connect(self._on_update)
         w.returned.connect(self._on_returned)
         w.errored.connect(self._on_error)

@@ -619,7 +619,7 @@ class ReconstructWidget(QWidget):
         else:
             self.cost.setText(self.cost.text().replace("estimate:", "estimate before the run:"))
         handle = reconstruct_worker(m, cfg, interval=self.update_interval)
-        w = handle.worker
+        w = handle  # its yielded/returned/errored signals (run_controller.Job)
         ctx = self.ctx
         w.yielded.connect(lambda u, c=ctx: self._on_update(c, u))
         w.returned.connect(lambda r, c=ctx: self._on_returned(c, r))
