@@ -193,7 +193,7 @@ def test_worker_error_fails_and_gui_stays_usable(setup, qtbot, monkeypatch):
     viewer, data, rec = setup
     real = pipeline.reconstruct
 
-    def failing(measurement, config, prior=None):
+    def failing(measurement, config, prior=None, *, should_stop=None):
         gen = real(measurement, config, prior)
         yield next(gen)
         gen.close()
