@@ -88,6 +88,25 @@ def say(message: str, quiet: bool = False) -> None:
         print(message, file=sys.stderr, flush=True)
 
 
+def stage_progress(prefix: str, quiet: bool = False, every: float = 2.0):
+    """A `progress(stage, done, total)` callback for io.open_measurement: one stderr line per
+    update at most every `every` seconds (and the last), with the time so far and left."""
+    import time
+
+    t0, last = time.perf_counter(), [-1e9]
+
+    def progress(stage: str, done: int, total: int) -> None:
+        now = time.perf_counter()
+        if quiet or (now - last[0] < every and done < total):
+            return
+        last[0] = now
+        spent = now - t0
+        left = spent / max(done, 1) * (total - done)
+        say(f"{prefix}: {stage}: slice {done}/{total} ({spent:.0f} s, ~{left:.0f} s left)")
+
+    return progress
+
+
 class Interrupted(KeyboardInterrupt):
     """Ctrl-C during a run; `step` is the last finished Step (None before the first one)."""
 

@@ -140,9 +140,10 @@ def load_measurement(args):
     of the run, 0 if not given, also seeds the simulation)."""
     if args.measurement:
         from ..io import open_measurement
-        from ._common import open_options_from_args
+        from ._common import open_options_from_args, stage_progress
 
-        return open_measurement(args.measurement, open_options_from_args(args))
+        return open_measurement(args.measurement, open_options_from_args(args),
+                                progress=stage_progress("d3ip reconstruct", args.quiet))
     from .simulate import measure
 
     return measure(argparse.Namespace(**{**vars(args),
@@ -184,8 +185,11 @@ def describe_source(args) -> str:
     """What `load_measurement` will do, for the "preparing" line."""
     if getattr(args, "measurement", None):
         return f"reading {args.measurement}"
+    from ..operators import get_kind
+    from .simulate import simulation_settings
+
     what = f"sample {args.sample}" if args.sample else str(args.volume)
-    sampling = f"{args.views} views" if args.operator == "ct" else "undersampled"
+    sampling = get_kind(args.operator).planned(simulation_settings(args))
     return f"simulating {args.operator} ({sampling}) of {what}"
 
 
@@ -227,7 +231,6 @@ def _check_source_options(args) -> None:
         return
     from ..io.formats import MASKS
     from ..operators import MASK_PATTERNS
-    from ._common import SV_CT_VIEWS
 
     given = [f for f, v in (("--slices", args.slices), ("--center-fraction", args.center_fraction),
                             ("--center", args.center), ("--bin", args.binning)) if v is not None]
@@ -237,8 +240,6 @@ def _check_source_options(args) -> None:
     if args.mask is not None and args.mask not in MASK_PATTERNS:
         raise ValueError(f"--mask {args.mask} undersamples a fully sampled file ({', '.join(MASKS)}); "
                          f"a simulation takes {', '.join(MASK_PATTERNS)}")
-    if args.views is None:
-        args.views = SV_CT_VIEWS
 
 
 def _cmd(args) -> int:

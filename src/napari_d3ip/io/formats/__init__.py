@@ -10,6 +10,7 @@ entry the CLI, the GUI, the npe2 reader and the sample data use. Every reader op
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import importlib
 from collections.abc import Callable
@@ -168,13 +169,31 @@ def slice_range(text: str | None, n: int, what: str = "slices") -> range:
     return picked
 
 
+#: progress(stage, done, total) of the open in progress (long stages: ESPIRiT per slice)
+Progress = Callable[[str, int, int], None]
+_PROGRESS: contextvars.ContextVar[Progress | None] = contextvars.ContextVar("d3ip_open_progress",
+                                                                            default=None)
+
+
+def report_progress(stage: str, done: int, total: int) -> None:
+    """Readers call this in their long stages; it reaches open_measurement's `progress`."""
+    cb = _PROGRESS.get()
+    if cb is not None:
+        cb(stage, done, total)
+
+
 def open_measurement(path: str | Path, options: OpenOptions | None = None,
-                     device: Any = "cpu") -> Measurement:
-    """Recognise `path`'s format by content, validate it once and read it (on `device`)."""
+                     device: Any = "cpu", progress: Progress | None = None) -> Measurement:
+    """Recognise `path`'s format by content, validate it once and read it (on `device`);
+    `progress(stage, done, total)` hears the long stages (ESPIRiT: once per slice)."""
     path = Path(path)
     options = options or OpenOptions()
     fmt = detect(path)
-    m = fmt.open(path, options)
+    token = _PROGRESS.set(progress)
+    try:
+        m = fmt.open(path, options)
+    finally:
+        _PROGRESS.reset(token)
     return m if str(device) == "cpu" else m.to(device)
 
 

@@ -27,7 +27,7 @@ from . import MeasurementFormat, OpenOptions, check_options, slice_range
 from ._hdf5 import dataset_text, fail, open_h5, sniffer
 from ._mrgeometry import UNKNOWN, diagonal_affine
 from ._mrheader import MRHeader, parse_header
-from ._mri import acs_box, assemble, crop_readout, default_center_fraction, fastmri_mask
+from ._mri import acs_box, assemble, crop_readout, default_center_fraction, espirit_bytes, fastmri_mask
 
 NAME = "fastmri"
 OPTIONS = ("slices", "mask", "accel", "center_fraction")
@@ -70,7 +70,8 @@ class _Plan:
                                     (self.coils, self.rows, self.cols),
                                     maps_shape=(len(self.picked), self.coils, self.rows,
                                                 self.cols)) \
-            + 8.0 * len(self.picked) * self.coils * self.readout * self.cols
+            + 8.0 * len(self.picked) * self.coils * self.readout * self.cols \
+            + espirit_bytes(self.rows, self.cols, self.coils)
 
     def _header(self, f, problems: list[str]) -> MRHeader | None:
         if "ismrmrd_header" not in f:

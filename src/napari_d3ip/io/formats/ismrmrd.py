@@ -28,7 +28,7 @@ from . import MeasurementFormat, OpenOptions, check_options, slice_range
 from ._hdf5 import dataset_text, fail, open_h5, sniffer
 from ._mrgeometry import UNKNOWN, affine_2d, affine_3d, diagonal_affine, directions
 from ._mrheader import parse_header
-from ._mri import acs_box, assemble, crop_readout
+from ._mri import acs_box, assemble, crop_readout, espirit_bytes
 
 NAME = "ismrmrd"
 OPTIONS = ("slices",)
@@ -104,7 +104,8 @@ class _Plan:
         self.image_shape = img
         self.memory = claimed_bytes("mri-multicoil", len(self.picked), img, (self.coils, *img),
                                     maps_shape=(len(self.picked), self.coils, *img)) \
-            + 16.0 * self.coils * self.readout * self.ny * self.nz * self.n_slices_file
+            + 16.0 * self.coils * self.readout * self.ny * self.nz * self.n_slices_file \
+            + espirit_bytes(*img, self.coils)
         box = acs_box(self.mask if self.is3d else np.broadcast_to(self.mask, img))
         if min(box) < 2:
             fail(path, NAME, [f"the acquired lines have no fully sampled centre (ACS block {box}); "
