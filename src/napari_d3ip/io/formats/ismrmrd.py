@@ -37,8 +37,12 @@ HEAD_FIELDS = ("flags", "number_of_samples", "active_channels", "idx")
 
 
 def _looks_ismrmrd(f) -> bool:
+    """/dataset with 'xml' and 'data', or a 'data' compound of acquisitions without its
+    header (recognised so that the refusal names the missing header)."""
     g = f.get("dataset")
-    return g is not None and "data" in g and "xml" in g
+    if g is None or "data" not in g:
+        return False
+    return "xml" in g or "head" in (getattr(g["data"], "dtype", None) and g["data"].dtype.names or ())
 
 
 def _heads(f, path: Path):
@@ -58,6 +62,10 @@ class _Plan:
     def __init__(self, f, path: Path, options: OpenOptions):
         check_options(options, OPTIONS, NAME)
         problems: list[str] = []
+        if "xml" not in f["dataset"]:
+            fail(path, NAME, ["no '/dataset/xml' (the ISMRMRD header: encoded/recon matrix and "
+                              "field of view, encoding limits); the file is incomplete: "
+                              "re-export it with its header"])
         self.hdr = parse_header(dataset_text(f["dataset/xml"]))
         if self.hdr.trajectory.lower() != "cartesian":
             fail(path, NAME, [f"trajectory {self.hdr.trajectory!r}: only Cartesian data are read"])
