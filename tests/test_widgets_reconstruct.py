@@ -49,7 +49,7 @@ def setup(make_napari_viewer_proxy, qtbot, tiny_prior_path):
     viewer.window.add_dock_widget(rec)
     data.select_image("vol")
     data.kind.setCurrentText("ct")
-    data.n_views.setValue(8)
+    data.control("ct", "n_views").setValue(8)
     data.simulate()
     qtbot.waitUntil(lambda: data.worker is None, timeout=TIMEOUT)
     rec.prior.set_value(str(tiny_prior_path))
@@ -83,7 +83,7 @@ def test_simulate_flow_adds_measurement_and_pinv(setup, qtbot):
 
     # MRI: k-space log-magnitude + mask + zero-filled
     data.kind.setCurrentText("mri")
-    data.mri_accel.setValue(4.0)
+    data.control("mri", "accel").setValue(4.0)
     data.simulate()
     qtbot.waitUntil(lambda: data.worker is None, timeout=TIMEOUT)
     new = [ly for ly in viewer.layers if ly.name not in names]

@@ -37,7 +37,7 @@ def test_one_dock_fits_1600x1000(make_napari_viewer_proxy, qtbot):
     _, flow = viewer.window.add_plugin_dock_widget("napari-d3ip", "D3IP")
     flow.data.select_image("vol")
     flow.data.kind.setCurrentText("ct")
-    flow.data.n_views.setValue(8)
+    flow.data.control("ct", "n_views").setValue(8)
     flow.data.simulate()
     qtbot.waitUntil(lambda: flow.data.worker is None, timeout=TIMEOUT)
     assert flow.tabs.currentWidget() is flow.reconstruct  # a measurement: on to step 2

@@ -30,9 +30,6 @@ SOURCE = "d3ip_source"
 
 LayerData = tuple[Any, dict[str, Any], str]
 
-_PINV_NAME = {"ct": "FBP", "mri": "zero-filled", "mri-multicoil": "zero-filled"}
-
-
 def _meta(role: str, affine: Any = None, **extra: Any) -> dict[str, Any]:
     meta: dict[str, Any] = {ROLE: role}
     if affine is not None:
@@ -108,6 +105,18 @@ def on_volume_grid(disp: np.ndarray, spacing: tuple[float, float, float],
     return np.ascontiguousarray(disp), tuple(scale), tuple(translate)
 
 
+def _kind_attr(kind: str | None, attr: str, default: str) -> str:
+    """What kind `kind` declares as `attr` (operators/kinds.py), `default` if no kind."""
+    from .operators.kinds import kind_attr
+
+    return kind_attr(kind, attr, default)
+
+
+def _data_label(kind: str | None) -> str:
+    """The measurement layer's name for real-valued data of `kind` ('sinogram')."""
+    return _kind_attr(kind, "data_label", "measurement")
+
+
 def measurement_layers(measurement: Any, name: str, pinv: np.ndarray | None = None,
                        show_measurement: bool = False) -> list[LayerData]:
     """The measurement (sinogram or k-space log-magnitude), its mask, and A†y."""
@@ -126,7 +135,7 @@ def measurement_layers(measurement: Any, name: str, pinv: np.ndarray | None = No
         disp = np.asarray(y, dtype=np.float32)
         if disp.ndim == 4:
             disp = np.sqrt((disp**2).sum(axis=1))
-        label = "sinogram" if kind == "ct" else "measurement"
+        label = _data_label(kind)
     meas_meta = _meta("measurement", m.affine, **{MEASUREMENT: m, INTENSITY: tuple(m.intensity)},
                       **common)
     disp, disp_scale, disp_translate = on_volume_grid(disp, spacing, tuple(m.image_shape))
@@ -156,7 +165,7 @@ def measurement_layers(measurement: Any, name: str, pinv: np.ndarray | None = No
     if pinv is None:
         pinv = m.pinv()
     layers.append((np.asarray(pinv, dtype=np.float32), {
-        "name": f"{name} {_PINV_NAME.get(kind, 'A†y')} ({desc})", "scale": spacing,
+        "name": f"{name} {_kind_attr(kind, 'pinv_name', 'A†y')} ({desc})", "scale": spacing,
         "contrast_limits": (0.0, 1.0),
         "metadata": _meta("pinv", m.affine, **{INTENSITY: tuple(m.intensity)}, **common)},
         "image"))

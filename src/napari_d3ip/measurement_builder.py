@@ -4,88 +4,26 @@
     -> `operators.simulate` (the kind's mask, noise and seed) -> geometry attached
     (affine, spacing, intensity, source) and the sampling described in `simulation`.
 
-The settings a caller leaves out come from `operators.SIMULATION_DEFAULTS` (the paper's tasks),
-the kinds from `operators.KINDS`. Plain Python + NumPy + PyTorch: no Qt.
+The settings a caller leaves out, and their checks, come from the kind's declaration
+(`operators.get_kind(kind).settings`: the paper's tasks). Plain Python + NumPy + PyTorch: no Qt.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 
-from .operators import (
-    KINDS,
-    MASK_PATTERNS,
-    SIMULATION_DEFAULTS,
-    Measurement,
-    OperatorError,
-    check_kind,
-    poisson_disc_mask,
-    simulate,
-    uniform_lines_mask,
-)
+from .operators import KINDS, MASK_PATTERNS, Measurement, get_kind, simulate
 
 __all__ = ["build_measurement", "simulation_settings", "KINDS", "MASK_PATTERNS"]
 
 
 def simulation_settings(kind: str, **given: Any) -> dict[str, Any]:
-    """The kind's settings: `given` (None = not given) over `SIMULATION_DEFAULTS[kind]`,
-    checked (finite, in range); unknown names are refused with the accepted ones."""
-    kind = check_kind(kind)
-    defaults = SIMULATION_DEFAULTS[kind]
-    unknown = sorted(k for k, v in given.items() if k not in defaults and v is not None)
-    if unknown:
-        raise OperatorError(f"{', '.join(unknown)}: not a setting of kind {kind!r}; accepted: "
-                            f"{', '.join(defaults)}")
-    s = {**defaults, **{k: v for k, v in given.items() if v is not None}}
-    noise = float(s["noise"])
-    if not math.isfinite(noise) or noise < 0:
-        raise OperatorError(f"noise must be a finite number >= 0 (relative std), got {noise}")
-    s["noise"] = noise
-    if kind == "ct":
-        if int(s["n_views"]) != s["n_views"] or int(s["n_views"]) < 1:
-            raise OperatorError(f"n_views must be an integer >= 1, got {s['n_views']}")
-        s["n_views"] = int(s["n_views"])
-        return s
-    accel = float(s["accel"])
-    if not math.isfinite(accel) or accel < 1:
-        raise OperatorError(f"accel must be a finite number >= 1 (1 = fully sampled), got "
-                            f"{s['accel']}")
-    s["accel"] = accel
-    if isinstance(s["mask"], str) and s["mask"] not in MASK_PATTERNS:
-        raise OperatorError(f"mask {s['mask']!r} is not one of {', '.join(MASK_PATTERNS)}")
-    if not 0 <= float(s["acs_fraction"]) <= 1:
-        raise OperatorError(f"acs_fraction must be in [0, 1], got {s['acs_fraction']}")
-    if kind == "mri-multicoil" and int(s["n_coils"]) < 1:
-        raise OperatorError(f"n_coils must be >= 1, got {s['n_coils']}")
-    return s
-
-
-def _operator_params(kind: str, s: dict[str, Any], shape: tuple[int, int], seed: int
-                     ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(keyword parameters of `operators.simulate`, JSON-able description of the sampling)."""
-    if kind == "ct":
-        return {"n_views": s["n_views"], "filter": s["filter"]}, {"views": s["n_views"]}
-    accel, mask, acs = s["accel"], s["mask"], float(s["acs_fraction"])
-    kw: dict[str, Any] = {"accel": accel}
-    if not isinstance(mask, str):  # an explicit (H, W) mask array
-        kw["mask"] = np.asarray(mask)
-        mask = "given"
-    elif mask == "uniform1d" and kind == "mri":
-        kw["mask"] = uniform_lines_mask(shape, accel, acs, seed=seed)
-    elif mask == "poisson" and kind == "mri-multicoil":
-        # ESPIRiT calibrates from fully sampled columns: keep an ACS band of full height
-        calib = (shape[0], max(2, round(acs * shape[1])))
-        kw["mask"] = poisson_disc_mask(shape, accel, calib=calib, seed=seed)
-    elif kind == "mri-multicoil":
-        kw["acs_fraction"] = acs  # simulate() draws its default lines mask with these
-    # (otherwise simulate() draws the kind's default pattern itself)
-    desc: dict[str, Any] = {"accel": accel, "mask": mask}
-    if kind == "mri-multicoil":
-        kw["n_coils"] = desc["coils"] = int(s["n_coils"])
-    return kw, desc
+    """The kind's settings: `given` (None = not given) over its declared defaults, each
+    checked by its declaration (operators/kind_*.py: the rule the CLI and the GUI use too);
+    unknown names are refused with the accepted ones."""
+    return get_kind(kind).check_settings(given)
 
 
 def build_measurement(volume: Any, kind: str = "ct", *, noise: float | None = None,
@@ -105,8 +43,9 @@ def build_measurement(volume: Any, kind: str = "ct", *, noise: float | None = No
     """
     from .io.volumes import Volume, to_unit_range
 
-    kind = check_kind(kind)
-    s = simulation_settings(kind, noise=noise, **settings)
+    k = get_kind(kind)
+    kind = k.name
+    s = k.check_settings({"noise": noise, **settings})
     if isinstance(volume, Volume):
         vol = volume
         if affine is not None or intensity is not None:
@@ -119,7 +58,7 @@ def build_measurement(volume: Any, kind: str = "ct", *, noise: float | None = No
                      source=source or "", intensity=intensity)
     source = source if source is not None else vol.source
     data01, (lo, hi) = to_unit_range(vol)
-    params, desc = _operator_params(kind, s, tuple(data01.shape[1:]), int(seed))
+    params, desc = k.simulation_params(s, tuple(data01.shape[1:]), int(seed))
     m = simulate(data01, kind, noise=s["noise"], seed=int(seed), device=device, **params)
     m.affine = np.asarray(vol.affine, dtype=float)
     m.spacing = vol.spacing

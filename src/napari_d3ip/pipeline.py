@@ -42,6 +42,7 @@ from .events import Result, Step
 from .io.results import nonfinite_slices
 from .metrics import evaluate, mean_psnr
 from .operators.base import Measurement
+from .operators.kinds import kind_attr
 from .solvers import build_estimator
 from .solvers.admm_tv import admm_tv
 from .solvers.base import Estimator
@@ -127,8 +128,7 @@ def check_finite(m: Measurement) -> None:
     finite = torch.isfinite(y)
     if not bool(finite.all()):
         rows = (~finite.reshape(finite.shape[0], -1).all(dim=1)).nonzero().flatten().tolist()
-        what = {"ct": "sinogram", "mri": "k-space", "mri-multicoil": "k-space"}.get(
-            getattr(m.operator, "kind", ""), "measurement y")
+        what = kind_attr(getattr(m.operator, "kind", ""), "data_label", "measurement y")
         problems.append(f"the {what} holds {int((~finite).sum())} NaN or infinite value(s) in "
                         f"slice(s) {', '.join(map(str, rows[:8]))}{' ...' if len(rows) > 8 else ''}")
     try:

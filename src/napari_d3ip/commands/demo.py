@@ -67,14 +67,15 @@ def _cmd(args) -> int:
     check_result_outputs(files[0], args, cfg, option="--out")
     check_output(files[2], suffixes=(".png",), inputs=protected_inputs(args, cfg),
                  force=args.force, what="figure", option="--out")
-    from .simulate import check_simulation_options
+    from ..operators import get_kind
+    from .simulate import check_simulation_options, simulation_settings
 
     check_simulation_options(args)
     say(f"d3ip demo: preparing: {describe_source(args)}; {describe_run(cfg)} ...", args.quiet)
     m = load_measurement(args)
     out.mkdir(parents=True, exist_ok=True)
-    sampling = (f"{args.views} views" if m.operator.kind == "ct"
-                else f"R={m.simulation.get('accel', '?')}")
+    kind = get_kind(m.operator.kind)
+    sampling = kind.planned(simulation_settings(args))
     print(f"d3ip demo: {args.sample} ({m.n_slices}x{m.image_shape[0]}x{m.image_shape[1]}), "
           f"{m.operator.kind} {sampling}, {cfg.adapter} + {cfg.solver}, {cfg.nfe} NFE, "
           f"prior {cfg.prior}", flush=True)
@@ -89,7 +90,7 @@ def _cmd(args) -> int:
     pinv = np.clip(m.pinv(), 0, 1)
     base = quality(pinv, ref)
     got = result.metrics
-    label = "FBP" if m.operator.kind == "ct" else "zero-filled"
+    label = kind.pinv_name
     orthogonal_figure(
         {"reference": ref, label: pinv, "ADMM-TV": tv.volume, cfg.adapter: result.volume}, files[2],
         m.spacing,

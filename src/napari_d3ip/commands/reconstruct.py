@@ -230,7 +230,7 @@ def _check_source_options(args) -> None:
     if args.measurement:
         return
     from ..io.formats import MASKS
-    from ..operators import MASK_PATTERNS
+    from ..operators import MASK_PATTERNS, get_kind
 
     given = [f for f, v in (("--slices", args.slices), ("--center-fraction", args.center_fraction),
                             ("--center", args.center), ("--bin", args.binning)) if v is not None]
@@ -240,6 +240,9 @@ def _check_source_options(args) -> None:
     if args.mask is not None and args.mask not in MASK_PATTERNS:
         raise ValueError(f"--mask {args.mask} undersamples a fully sampled file ({', '.join(MASKS)}); "
                          f"a simulation takes {', '.join(MASK_PATTERNS)}")
+    for st in get_kind(args.operator).settings:  # the simulation's own defaults, made explicit
+        if st.cli and getattr(args, st.dest, None) is None and st.dest != "noise":
+            setattr(args, st.dest, st.default)
 
 
 def _cmd(args) -> int:

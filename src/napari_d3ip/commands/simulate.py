@@ -7,17 +7,30 @@ the HDF5 layout of `napari_d3ip.io.measurements` together with the reference vol
 
 from __future__ import annotations
 
-import math
 import shlex
 from typing import Any
 
-from ..operators import KINDS, MASK_PATTERNS, SIMULATION_DEFAULTS
+from ..errors import D3IPError
+from ..operators import Setting, get_kind, kind_names
+from ..operators.kinds import NOISE, all_kinds
 from ..sample_data import volume_samples
-from ._common import SV_CT_VIEWS, HelpFormatter, add_device_option
+from ._common import HelpFormatter, add_device_option
 
-DEFAULT_ACCEL = {k: v["accel"] for k, v in SIMULATION_DEFAULTS.items() if "accel" in v}
-DEFAULT_MASK = {k: v["mask"] for k, v in SIMULATION_DEFAULTS.items() if "mask" in v}
-DEFAULT_NOISE = {k: v["noise"] for k, v in SIMULATION_DEFAULTS.items()}  # paper settings
+
+class OptionError(D3IPError):
+    """A simulation option out of its declared range, named by its flag."""
+
+
+def _options() -> dict[str, list[tuple[str, Setting]]]:
+    """Each simulation option (its dest) -> the (kind, declaration) pairs that offer it, in
+    the order the kinds declare them, noise last: the options are the kinds' settings."""
+    out: dict[str, list[tuple[str, Setting]]] = {}
+    for k in all_kinds():
+        for st in k.settings:
+            if st.cli:
+                out.setdefault(st.dest, []).append((k.name, st))
+    noise = out.pop(NOISE.dest, None)
+    return {**out, NOISE.dest: noise} if noise else out
 
 
 def register(sub) -> None:
@@ -44,31 +57,31 @@ def register(sub) -> None:
 
 
 def add_simulation_options(p, operator_required: bool = False, file_options: bool = True) -> None:
-    """Operator options shared by simulate, reconstruct (with --volume/--sample) and demo."""
+    """Operator options shared by simulate, reconstruct (with --volume/--sample) and demo,
+    generated from the kinds' settings: one option per setting name, its default the kinds'
+    common default (None, said per kind, where they differ)."""
+    kinds = kind_names()
+    labels = ", ".join(f"{k}: {get_kind(k).label}" for k in kinds)
     if operator_required:
-        p.add_argument("--operator", required=True, choices=KINDS, help="forward model: "
-                       "parallel-beam CT, single-coil MRI, multi-coil MRI with ESPIRiT maps "
-                       "(required)")
+        p.add_argument("--operator", required=True, choices=kinds,
+                       help=f"forward model ({labels}) (required)")
     else:
-        p.add_argument("--operator", choices=KINDS, default="ct", help="forward model: "
-                       "parallel-beam CT, single-coil MRI, multi-coil MRI with ESPIRiT maps")
-    p.add_argument("--views", type=int, default=SV_CT_VIEWS, help="CT: projection views over "
-                   f"180 deg (default: {SV_CT_VIEWS}, the paper's sparse-view CT task)")
-    p.add_argument("--accel", type=float, default=None,
-                   help="MRI: acceleration R (default: "
-                   + ", ".join(f"{v:g} for {k}" for k, v in DEFAULT_ACCEL.items()) + ")")
-    acs = f"{SIMULATION_DEFAULTS['mri-multicoil']['acs_fraction'] * 100:g}%%"
-    p.add_argument("--mask", choices=MASK_PATTERNS, default=None,
-                   help=f"MRI sampling: 2D variable-density Poisson disc or uniform random 1D "
-                        f"lines with {acs} ACS columns; a multi-coil Poisson mask keeps "
-                        f"{acs} full ACS columns for ESPIRiT (default: "
-                   + ", ".join(f"{v} for {k}" for k, v in DEFAULT_MASK.items()) + ")")
-    p.add_argument("--coils", type=int, default=SIMULATION_DEFAULTS["mri-multicoil"]["n_coils"],
-                   help="mri-multicoil: number of coils")
-    p.add_argument("--noise", type=float, default=None,
-                   help="relative Gaussian noise std (default: "
-                   + ", ".join(f"{v:g} for {k}" for k, v in DEFAULT_NOISE.items())
-                   + ": the paper's settings)")
+        p.add_argument("--operator", choices=kinds, default=kinds[0],
+                       help=f"forward model ({labels})")
+    for dest, offered in _options().items():
+        st = offered[0][1]
+        defaults = {k: s.default for k, s in offered}
+        same = len(set(map(repr, defaults.values()))) == 1
+        help_ = st.param.help.replace("%", "%%")  # argparse formats help with %
+        if not same:
+            help_ += " (default: " + ", ".join(f"{st.show(v)} for {k}"
+                                               for k, v in defaults.items()) + ")"
+        kw: dict[str, Any] = {"default": st.default if same else None, "help": help_}
+        if st.param.choices:
+            kw["choices"] = st.param.choices
+        else:
+            kw["type"] = int if st.type == "int" else float
+        p.add_argument(st.flag, dest=dest, **kw)
     if file_options:
         p.add_argument("--axis", type=int, choices=[0, 1, 2], default=2,
                        help="file index axis to slice along (2 = last NIfTI axis: axial)")
@@ -81,13 +94,13 @@ def add_simulation_options(p, operator_required: bool = False, file_options: boo
 def simulation_kwargs(args) -> dict[str, Any]:
     """The keyword arguments of `measurement_builder.build_measurement` the options give
     (None: the kind's default there)."""
-    kind = args.operator
-    if kind == "ct":
-        return {"n_views": args.views, "noise": args.noise}
-    kw = {"accel": args.accel, "mask": args.mask, "noise": args.noise}
-    if kind == "mri-multicoil":
-        kw["n_coils"] = args.coils
-    return kw
+    return {st.name: getattr(args, st.dest, None) for st in get_kind(args.operator).settings
+            if st.cli}
+
+
+def simulation_settings(args) -> dict[str, Any]:
+    """The kind's checked settings the options give (defaults filled in)."""
+    return get_kind(args.operator).check_settings(simulation_kwargs(args))
 
 
 def measure(args, device: Any = "cpu"):
@@ -103,40 +116,30 @@ def measure(args, device: Any = "cpu"):
 
 
 def check_simulation_options(args) -> None:
-    """The operator options alone, before any file is read (finite, in range)."""
-    kind = args.operator
-    if kind == "ct" and args.views < 1:
-        raise ValueError(f"--views must be >= 1, got {args.views}")
-    if args.accel is not None and (not math.isfinite(args.accel) or args.accel <= 1):
-        raise ValueError(f"--accel must be > 1 (1 = fully sampled) and finite, got "
-                         f"{args.accel}")
-    if kind == "mri-multicoil" and args.coils < 1:
-        raise ValueError(f"--coils must be >= 1, got {args.coils}")
-    if args.noise is not None and (not math.isfinite(args.noise) or args.noise < 0):
-        raise ValueError(f"--noise must be a finite number >= 0, got {args.noise}")
+    """The operator options alone, before any file is read: every option given is checked
+    by its declaration (the same rule the library and the GUI apply)."""
+    get_kind(args.operator)
+    for dest, offered in _options().items():
+        v = getattr(args, dest, None)
+        why = None if v is None else offered[0][1].problem(v)
+        if why:
+            raise OptionError(f"{offered[0][1].flag} {why}")
     seed = getattr(args, "seed", 0)
     if seed is not None and not 0 <= seed <= 2**63 - 1:  # torch's generators take no more
-        raise ValueError(f"--seed must be an integer in 0..2**63-1, got {seed}")
+        raise OptionError(f"--seed must be an integer in 0..2**63-1, got {seed}")
 
 
 def check_simulation_size(args, image_shape: tuple[int, int], n_slices: int) -> None:
     """Bound what simulating (and reconstructing) this volume needs by the memory there is."""
     from ..io.files import check_memory
     from ..io.measurements import claimed_bytes
-    from ..operators.ct import default_n_det
 
-    kind = args.operator
+    k = get_kind(args.operator)
+    s = simulation_settings(args)
     h, w = image_shape
-    if kind == "ct":
-        meas, views, maps = (args.views, default_n_det((h, w))), args.views, None
-    elif kind == "mri":
-        meas, views, maps = (h, w), 0, None
-    else:
-        meas, views, maps = (args.coils, h, w), 0, (n_slices, args.coils, h, w)
-    what = f"simulating {kind} of {n_slices} slices of {h}x{w}" + (
-        f" with {args.views} views" if kind == "ct" else
-        f" with {args.coils} coils" if kind == "mri-multicoil" else "")
-    check_memory(claimed_bytes(kind, n_slices, (h, w), meas, views, maps) * 1.5, what)
+    meas, views, maps = k.memory_shapes(s, (h, w), n_slices)
+    what = f"simulating {k.name} of {n_slices} slices of {h}x{w}" + k.size_note(s)
+    check_memory(claimed_bytes(k.name, n_slices, (h, w), meas, views, maps) * 1.5, what)
 
 
 def command_line(args, noise: float) -> str:
@@ -144,13 +147,10 @@ def command_line(args, noise: float) -> str:
     parts = ["d3ip", "simulate"]
     parts += ["--sample", args.sample] if args.sample is not None else ["--volume", args.volume]
     parts += ["--operator", args.operator]
-    if args.operator == "ct":
-        parts += ["--views", str(args.views)]
-    else:
-        accel = DEFAULT_ACCEL[args.operator] if args.accel is None else args.accel
-        parts += ["--accel", f"{accel:g}", "--mask", args.mask or DEFAULT_MASK[args.operator]]
-        if args.operator == "mri-multicoil":
-            parts += ["--coils", str(args.coils)]
+    s = simulation_settings(args)
+    for st in get_kind(args.operator).settings:
+        if st.cli and st.name != NOISE.name:
+            parts += [st.flag, st.show(s[st.name])]
     parts += ["--noise", f"{noise:g}", "--seed", str(args.seed)]
     if args.sample is None:
         parts += ["--axis", str(args.axis)]
@@ -168,7 +168,7 @@ def _load_volume(args):
 
         vol = load_sample(args.sample)
         if not isinstance(vol, Volume):
-            raise ValueError(f"--sample {args.sample} is a measurement, not a volume; use a "
+            raise OptionError(f"--sample {args.sample} is a measurement, not a volume; use a "
                              "volume sample such as brain-64 or phantom-64")
         return vol, f"sample:{args.sample}"
     vol = read_volume(args.volume, axis=args.axis, frame=args.frame, series=args.series)
@@ -189,8 +189,9 @@ def _cmd_simulate(args) -> int:
                        what="measurement file",
                        inputs=[("input volume", args.volume)] if args.volume else [])
     check_simulation_options(args)
-    kind = args.operator
-    noise = DEFAULT_NOISE[kind] if args.noise is None else args.noise
+    k = get_kind(args.operator)
+    kind = k.name
+    noise = simulation_settings(args)[NOISE.name]
     device = resolve_device(args.device)
     what = f"sample {args.sample}" if args.sample is not None else str(args.volume)
     say(f"d3ip simulate: preparing: reading {what}, simulating {kind} on {device} ...",
@@ -198,12 +199,9 @@ def _cmd_simulate(args) -> int:
     m = measure(args, device=device)
     m.simulation["command"] = command_line(args, noise)
     write_measurement(out, m, overwrite=args.force)
-    label = "FBP" if kind == "ct" else "zero-filled"
+    label = k.pinv_name
     metrics = quality(m.pinv(), np.asarray(m.reference))
-    if kind == "ct":
-        sampling = f"{m.operator.params()['n_views']} views"
-    else:
-        sampling = f"R={m.operator.acceleration:.2f} ({m.simulation['mask']})"
+    sampling = k.sampled(m)
     print(f"wrote {out}: {kind}, {m.n_slices} slices of {m.image_shape[0]}x{m.image_shape[1]}, "
           f"y {tuple(m.y.shape)}, {sampling}, noise {noise:g}, seed {args.seed}; "
           f"A^+y ({label}): {describe_quality(metrics, m.n_slices)}")

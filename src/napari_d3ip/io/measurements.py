@@ -42,17 +42,16 @@ import numpy as np
 import torch
 
 from ..errors import D3IPError
-from ..operators import KINDS
+from ..operators import get_kind, kind_names
 from ..operators.base import Measurement, OperatorError
+from ..operators.kinds import OperatorKind
 from .files import ResourceError, atomic_path, check_output
 
 FORMAT = "napari-d3ip-measurement"
 VERSION = 1
 MEASUREMENT_SUFFIXES = (".h5", ".hdf5")
-DATA_NAME = {"ct": "sinogram", "mri": "kspace", "mri-multicoil": "kspace"}
-# operator array name (Operator.arrays()) -> dataset name in the file
-ARRAY_NAME = {"angles": "angles", "mask": "mask", "maps": "sensitivity_maps"}
-REQUIRED_ARRAYS = {"ct": ("angles",), "mri": ("mask",), "mri-multicoil": ("mask", "maps")}
+# the data's dataset name, the operator arrays' dataset names, whether y is complex and
+# which arrays are required are each kind's declaration (operators/kind_*.py)
 _COMPRESS = {"compression": "gzip", "compression_opts": 4, "shuffle": True}
 
 
@@ -69,8 +68,11 @@ def check_measurement(m: Measurement) -> None:
     problems: list[str] = []
     op = m.operator
     kind = getattr(op, "kind", None)
-    if kind not in KINDS:
-        problems.append(f"operator kind {kind!r} is not one of {', '.join(KINDS)}")
+    k: OperatorKind | None = None
+    try:
+        k = get_kind(kind)
+    except OperatorError:
+        problems.append(f"operator kind {kind!r} is not one of {', '.join(kind_names())}")
     y = m.y
     expect = tuple(op.meas_shape)
     if y.dim() != 1 + len(expect) or tuple(y.shape[1:]) != expect:
@@ -78,9 +80,9 @@ def check_measurement(m: Measurement) -> None:
                         f"(N, {', '.join(map(str, expect))})")
     if op.n_slices is not None and y.shape[0] != op.n_slices:
         problems.append(f"y has {y.shape[0]} slices but the operator holds {op.n_slices}")
-    if kind in KINDS and bool(y.is_complex()) != (kind != "ct"):
+    if k is not None and bool(y.is_complex()) != k.complex_data:
         problems.append(f"y dtype {y.dtype} does not suit a {kind} operator "
-                        f"({'real' if kind == 'ct' else 'complex'} expected)")
+                        f"({'complex' if k.complex_data else 'real'} expected)")
     if not bool(torch.isfinite(y).all()):
         problems.append("y contains NaN or infinite values")
     if m.reference is not None:
@@ -90,7 +92,7 @@ def check_measurement(m: Measurement) -> None:
             problems.append(f"reference has shape {ref.shape}, expected {want}")
     problems += _geometry_problems(np.asarray(m.affine), np.asarray(m.spacing),
                                    np.asarray(m.intensity))
-    for name in REQUIRED_ARRAYS.get(kind, ()):
+    for name in (k.stored_arrays if k is not None else ()):
         if name not in op.arrays():
             problems.append(f"the operator provides no {name!r} array")
     for name, arr in op.arrays().items():
@@ -118,7 +120,7 @@ def write_measurement(path: str | Path, m: Measurement, overwrite: bool = False)
                               "or choose another name")
     check_measurement(m)
     op = m.operator
-    kind = op.kind
+    k = get_kind(op.kind)
     need = m.y.numel() * m.y.element_size() + 4096
     if m.reference is not None:
         need += np.asarray(m.reference).nbytes
@@ -135,21 +137,21 @@ def write_measurement(path: str | Path, m: Measurement, overwrite: bool = False)
         with h5py.File(buf, "w") as f:
             f.attrs["format"] = FORMAT
             f.attrs["version"] = VERSION
-            f.attrs["kind"] = kind
+            f.attrs["kind"] = k.name
             f.attrs["operator_params"] = json.dumps(op.params())
             f.attrs["simulation"] = json.dumps(m.simulation)
             f.attrs["source"] = str(m.source)
             f.attrs["software"] = f"napari-d3ip {__version__}"
             y = m.y.detach().cpu()
             y = y.to(torch.complex64) if y.is_complex() else y.to(torch.float32)
-            f.create_dataset(DATA_NAME[kind], data=y.numpy(), **_COMPRESS)
+            f.create_dataset(k.data_name, data=y.numpy(), **_COMPRESS)
             for name, arr in op.arrays().items():
                 arr = np.asarray(arr)
                 if name == "mask":
                     arr = arr.astype(bool)
                 elif np.iscomplexobj(arr):
                     arr = arr.astype(np.complex64)
-                target = ARRAY_NAME.get(name, f"operator/{name}")
+                target = k.stored_arrays.get(name, f"operator/{name}")
                 opts = _COMPRESS if arr.size > 1024 else {}
                 f.create_dataset(target, data=arr, **opts)
             if m.reference is not None:
@@ -269,19 +271,6 @@ def _scalar_attr(f, name: str, problems: list[str]):
     return v
 
 
-def _angle_problems(a: np.ndarray) -> list[str]:
-    """Degenerate CT angles: non-finite, all equal (every view the same projection)."""
-    if a.ndim != 1:
-        return [f"'angles' must be a 1D array [views], got shape {a.shape}"]
-    bad = int(a.size - np.count_nonzero(np.isfinite(a)))
-    if bad:
-        return [f"'angles' holds {bad} NaN or infinite value(s); the geometry is damaged"]
-    if a.size > 1 and float(np.ptp(np.mod(a, 360.0))) == 0.0:
-        return [f"all {a.size} 'angles' are equal ({a[0]:g} degrees): every view is the same "
-                "projection; store the angle of each view"]
-    return []
-
-
 def _links_problems(f) -> list[str]:
     """HDF5 external / soft links, virtual datasets and external raw storage: refused.
 
@@ -316,19 +305,6 @@ def _links_problems(f) -> list[str]:
     return out
 
 
-def _zero_maps_problems(maps: np.ndarray) -> list[str]:
-    """Coil maps that are zero for a whole slice (or everywhere): A y would be 0 whatever the
-    image, and the "result" would be the prior alone."""
-    m = maps.reshape(-1, *maps.shape[-3:]) if maps.ndim == 4 else maps[None]
-    zero = np.flatnonzero(~np.any(m.reshape(m.shape[0], -1) != 0, axis=1))
-    if zero.size == 0:
-        return []
-    where = "all slices" if zero.size == m.shape[0] else \
-        f"slice(s) {', '.join(map(str, zero[:8].tolist()))}"
-    return [f"'sensitivity_maps' are all zero for {where}: the data would constrain nothing "
-            "there; the coil maps are missing or damaged"]
-
-
 def _operator_group(f, arrays: dict[str, np.ndarray]) -> list[str]:
     """`operator/<name>` arrays: a group of numeric datasets, each bounded and finite."""
     import h5py
@@ -357,16 +333,16 @@ def claimed_bytes(kind: str, n_slices: int, image_shape: tuple[int, int],
                   maps_shape: tuple[int, ...] | None = None) -> float:
     """Memory (bytes) reading and reconstructing a measurement of this size needs, roughly.
 
-    Counts the data y (read, then copied to a tensor), the CT system matrix (about 150 bytes per
-    view and pixel while it is built: three bins per footprint and scipy's CSR conversion),
-    coil maps, and the run's volumes (ten float32 copies of (N, H, W), cost.estimate_cost).
+    Counts the data y (read, then copied to a tensor), what building the operator needs (the
+    kind's `build_bytes`: the CT system matrix, about 150 bytes per view and pixel), coil
+    maps, and the run's volumes (ten float32 copies of (N, H, W), cost.estimate_cost).
     """
+    k = get_kind(kind)
     n = float(max(n_slices, 0))
     h, w = (float(max(int(v), 0)) for v in image_shape)
     y_items = n * float(np.prod([max(int(v), 0) for v in meas_shape], dtype=np.float64))
-    total = y_items * (8 if kind != "ct" else 4) * 2
-    if kind == "ct":
-        total += 150.0 * max(n_views, 1) * h * w
+    total = y_items * (8 if k.complex_data else 4) * 2
+    total += k.build_bytes(n_views, h, w)
     if maps_shape is not None:
         total += 8.0 * float(np.prod([max(int(v), 0) for v in maps_shape], dtype=np.float64))
     total += 10 * 4.0 * n * h * w
@@ -379,21 +355,33 @@ def _size_problem(path_or_what: str, kind: str, n: int, image_shape, meas_shape,
 
     need = claimed_bytes(kind, n, image_shape, meas_shape, n_views, maps_shape)
     check_memory(need, f"{path_or_what}: {n} slices of {image_shape[0]}x{image_shape[1]}"
-                 + (f" with {n_views} views" if kind == "ct" else ""))
+                 + (f" with {n_views} views" if n_views else ""))
 
 
-def _validate_open(f) -> tuple[str, dict[str, Any], dict[str, np.ndarray]]:
-    """Check an open file; return (kind, operator params, operator arrays) or raise."""
-    links = _links_problems(f)
-    if links:
-        raise MeasurementError("invalid measurement file:\n  - " + "\n  - ".join(links))
-    fmt = _attr_str(f, "format")
-    if fmt != FORMAT:
-        raise MeasurementError(
-            f"not a napari-d3ip measurement file (root attribute format={fmt!r}, expected "
-            f"{FORMAT!r}); write it with napari_d3ip.io.measurements.write_measurement or "
-            "`d3ip simulate`")
-    problems: list[str] = []
+class _Checks:
+    """What a kind's `check_file` gets (operators.kinds.FileChecks): the open file, the
+    problems found so far and the arrays read, with the helpers above."""
+
+    def __init__(self, f, kind: str, problems: list[str]) -> None:
+        self.f, self.kind, self.problems = f, kind, problems
+        self.arrays: dict[str, np.ndarray] = {}
+
+    def dataset(self, name: str, why: str) -> Any:
+        return _dataset(self.f, name, self.problems, why)
+
+    def dtype_ok(self, ds, name: str, *, complex_ok: bool = False, bool_ok: bool = False) -> bool:
+        return _dtype_problem(ds, name, self.problems, complex_ok=complex_ok, bool_ok=bool_ok)
+
+    def read(self, ds, name: str) -> np.ndarray:
+        return _read(ds, name)
+
+    def memory(self, n_slices: int, image_shape: tuple[int, int], meas_shape: tuple[int, ...],
+               n_views: int = 0, maps_shape: tuple[int, ...] | None = None) -> None:
+        _size_problem("the file", self.kind, n_slices, image_shape, meas_shape, n_views,
+                      maps_shape)
+
+
+def _check_version(f, problems: list[str]) -> None:
     version = _scalar_attr(f, "version", problems)
     if version is not None:
         try:
@@ -409,144 +397,88 @@ def _validate_open(f) -> tuple[str, dict[str, Any], dict[str, np.ndarray]]:
                                f"napari-d3ip reads ({VERSION}); upgrade napari-d3ip")
     elif int(version) < 1:
         problems.append(f"root attribute version={int(version)} is invalid")
+
+
+def _check_header(f, problems: list[str]) -> tuple[OperatorKind, dict[str, Any] | None]:
+    """Links, format, version, kind and the JSON attributes: (the kind, operator params)."""
+    links = _links_problems(f)
+    if links:
+        raise MeasurementError("invalid measurement file:\n  - " + "\n  - ".join(links))
+    fmt = _attr_str(f, "format")
+    if fmt != FORMAT:
+        raise MeasurementError(
+            f"not a napari-d3ip measurement file (root attribute format={fmt!r}, expected "
+            f"{FORMAT!r}); write it with napari_d3ip.io.measurements.write_measurement or "
+            "`d3ip simulate`")
+    _check_version(f, problems)
     kind = _attr_str(f, "kind")
-    if kind not in KINDS:
+    try:
+        k = get_kind(kind)
+    except OperatorError:
         raise MeasurementError(f"root attribute kind={kind!r} is not one of "
-                               f"{', '.join(KINDS)}")
+                               f"{', '.join(kind_names())}") from None
     params = _json_attr(f, "operator_params", problems)
     if params is not None and params.get("kind") != kind:
         problems.append(f"operator_params kind {params.get('kind')!r} disagrees with the "
                         f"file's kind {kind!r}")
     if "simulation" in f.attrs:
         _json_attr(f, "simulation", problems)
+    return k, params
 
-    arrays: dict[str, np.ndarray] = {}
-    data_name = DATA_NAME[kind]
-    y = _dataset(f, data_name, problems, f"the measured data of a {kind} file")
-    image_shape = None
-    if params is not None and "image_shape" in params:
-        try:
-            image_shape = tuple(int(v) for v in params["image_shape"])
-            if len(image_shape) != 2 or min(image_shape) < 1:
-                raise ValueError
-        except (TypeError, ValueError):
-            problems.append(f"operator_params image_shape={params['image_shape']!r} must be two "
-                            "positive integers [H, W]")
-            image_shape = None
-    n = None
-    if y is not None and not _dtype_problem(y, data_name, problems, complex_ok=kind != "ct"):
+
+def _params_image_shape(params: dict[str, Any] | None, problems: list[str]
+                        ) -> tuple[int, int] | None:
+    if params is None or "image_shape" not in params:
+        return None
+    try:
+        image_shape = tuple(int(v) for v in params["image_shape"])
+        if len(image_shape) != 2 or min(image_shape) < 1:
+            raise ValueError
+    except (TypeError, ValueError):
+        problems.append(f"operator_params image_shape={params['image_shape']!r} must be two "
+                        "positive integers [H, W]")
+        return None
+    return image_shape  # type: ignore[return-value]
+
+
+def _check_data(f, k: OperatorKind, problems: list[str]) -> tuple[Any, int | None]:
+    """The measured data y: present, numbers of the kind's type, the kind's layout."""
+    name = k.data_name
+    y = _dataset(f, name, problems, f"the measured data of a {k.name} file")
+    if y is not None and not _dtype_problem(y, name, problems, complex_ok=k.complex_data):
         y = None
-    if y is not None:
-        complex_expected = kind != "ct"
-        if np.issubdtype(y.dtype, np.complexfloating) != complex_expected:
-            problems.append(f"{data_name!r} has dtype {y.dtype}; a {kind} file needs "
-                            f"{'complex' if complex_expected else 'real float'} data")
-        want_ndim = 4 if kind == "mri-multicoil" else 3
-        if y.ndim != want_ndim:
-            layout = {"ct": "[slices, views, detectors]", "mri": "[slices, H, W]",
-                      "mri-multicoil": "[slices, coils, H, W]"}[kind]
-            problems.append(f"{data_name!r} has shape {y.shape}; expected {layout}")
-            y = None
-        else:
-            n = int(y.shape[0])
-            if n == 0:
-                problems.append(f"{data_name!r} holds no slices")
+    if y is None:
+        return None, None
+    if np.issubdtype(y.dtype, np.complexfloating) != k.complex_data:
+        problems.append(f"{name!r} has dtype {y.dtype}; a {k.name} file needs "
+                        f"{'complex' if k.complex_data else 'real float'} data")
+    if y.ndim != k.data_ndim:
+        problems.append(f"{name!r} has shape {y.shape}; expected {k.data_layout}")
+        return None, None
+    n = int(y.shape[0])
+    if n == 0:
+        problems.append(f"{name!r} holds no slices")
+    return y, n
 
-    if kind == "ct":
-        ang = _dataset(f, "angles", problems, "CT projection angles in degrees")
-        if ang is not None and _dtype_problem(ang, "angles", problems):
-            bad_angles = ["shape"]
-            if ang.ndim != 1 or (y is not None and ang.shape[0] != y.shape[1]):
-                a = np.zeros((0,) * max(ang.ndim, 1))  # not read: its shape is already wrong
-                got = f"{ang.shape[0]} entries" if ang.ndim == 1 else f"shape {ang.shape}"
-                problems.append(f"'angles' has {got} but 'sinogram' has "
-                                f"{y.shape[1] if y is not None else '?'} views: one angle per "
-                                "view, 1D")
-            else:
-                a = _read(ang, "angles").astype(np.float64)
-                bad_angles = _angle_problems(a)
-                problems += bad_angles
-            if a.size and not bad_angles:
-                arrays["angles"] = a
-                if y is not None and a.size != y.shape[1]:
-                    problems.append(f"'angles' has {a.size} entries but 'sinogram' has "
-                                    f"{y.shape[1]} views")
-                if params is not None and "n_views" in params and params["n_views"] != a.size:
-                    problems.append(f"operator_params n_views={params['n_views']} but 'angles' "
-                                    f"has {a.size} entries")
-        if y is not None and params is not None and "n_det" in params \
-                and params["n_det"] != y.shape[2]:
-            problems.append(f"operator_params n_det={params['n_det']} but 'sinogram' has "
-                            f"{y.shape[2]} detector bins")
-    else:
-        mask = _dataset(f, "mask", problems, "the k-space sampling mask of an MRI file")
-        if mask is not None and _dtype_problem(mask, "mask", problems, bool_ok=True):
-            mk = _read(mask, "mask") if mask.ndim == 2 else np.zeros((0,) * mask.ndim)
-            if mk.ndim != 2:
-                problems.append(f"'mask' must be 2D [H, W], got shape {mk.shape}")
-            elif mk.dtype != bool and not np.all((mk == 0) | (mk == 1)):
-                problems.append("'mask' must be boolean (or 0/1)")
-            else:
-                arrays["mask"] = mk.astype(bool)
-                if not mk.any():
-                    problems.append("'mask' samples nothing (all False)")
-                if y is not None and tuple(y.shape[-2:]) != mk.shape:
-                    problems.append(f"'mask' has shape {mk.shape} but 'kspace' slices are "
-                                    f"{tuple(y.shape[-2:])}")
-                if image_shape is not None and image_shape != mk.shape:
-                    problems.append(f"operator_params image_shape={list(image_shape)} but "
-                                    f"'mask' has shape {mk.shape}")
-                image_shape = image_shape or mk.shape
-        if kind == "mri-multicoil":
-            maps = _dataset(f, "sensitivity_maps", problems,
-                            "coil sensitivity maps of a multi-coil file")
-            if maps is not None:
-                if not _dtype_problem(maps, "sensitivity_maps", problems, complex_ok=True):
-                    pass
-                elif not np.issubdtype(maps.dtype, np.complexfloating):
-                    problems.append(f"'sensitivity_maps' has dtype {maps.dtype}; complex needed")
-                elif maps.ndim not in (3, 4):
-                    problems.append(f"'sensitivity_maps' has shape {maps.shape}; expected "
-                                    "[slices, coils, H, W] or [coils, H, W]")
-                elif y is not None and (tuple(maps.shape[-3:]) != tuple(y.shape[1:]) or (
-                        maps.ndim == 4 and maps.shape[0] != y.shape[0])):
-                    problems.append(f"'sensitivity_maps' has shape {maps.shape} but 'kspace' "
-                                    f"{y.shape} needs [{y.shape[0]}, {y.shape[1]}, "
-                                    f"{y.shape[2]}, {y.shape[3]}]")
-                else:
-                    if image_shape is not None and y is not None:  # bound before reading
-                        _size_problem("the file", kind, int(y.shape[0]), image_shape,
-                                      tuple(y.shape[1:]), maps_shape=tuple(maps.shape))
-                    arrays["maps"] = _read(maps, "sensitivity_maps")
-                    bad = int(arrays["maps"].size - np.count_nonzero(np.isfinite(arrays["maps"])))
-                    if bad:
-                        problems.append(f"'sensitivity_maps' holds {bad} NaN or infinite "
-                                        "value(s); the coil maps are damaged")
-                    else:
-                        problems += _zero_maps_problems(arrays["maps"])
-                    if params is not None and "n_coils" in params \
-                            and params["n_coils"] != maps.shape[-3]:
-                        problems.append(f"operator_params n_coils={params['n_coils']} but "
-                                        f"'sensitivity_maps' has {maps.shape[-3]} coils")
-    if not problems and y is not None and image_shape is not None:
-        n_views = int(y.shape[1]) if kind == "ct" else 0
-        _size_problem("the file", kind, int(y.shape[0]), image_shape, tuple(y.shape[1:]),
-                      n_views)
-    problems += _operator_group(f, arrays)
 
+def _check_reference(f, n: int | None, image_shape, problems: list[str]) -> None:
     ref = f.get("reference")
-    if ref is not None:
-        if ref.ndim != 3 or (n is not None and ref.shape[0] != n) or (
-                image_shape is not None and tuple(ref.shape[1:]) != tuple(image_shape)):
-            want = (n if n is not None else "N", *(image_shape or ("H", "W")))
-            problems.append(f"'reference' has shape {ref.shape}, expected {want}")
-        elif _dtype_problem(ref, "reference", problems):
-            r = _read(ref, "reference").astype(np.float32)
-            if not np.all(np.isfinite(r)):
-                problems.append("'reference' contains NaN or infinite values")
-            elif r.size and (r.min() < -1e-3 or r.max() > 1 + 1e-3):
-                problems.append(f"'reference' must lie in [0, 1] (it is the pipeline's range), "
-                                f"found [{r.min():.3g}, {r.max():.3g}]; store to_unit_range(...)")
+    if ref is None:
+        return
+    if ref.ndim != 3 or (n is not None and ref.shape[0] != n) or (
+            image_shape is not None and tuple(ref.shape[1:]) != tuple(image_shape)):
+        want = (n if n is not None else "N", *(image_shape or ("H", "W")))
+        problems.append(f"'reference' has shape {ref.shape}, expected {want}")
+    elif _dtype_problem(ref, "reference", problems):
+        r = _read(ref, "reference").astype(np.float32)
+        if not np.all(np.isfinite(r)):
+            problems.append("'reference' contains NaN or infinite values")
+        elif r.size and (r.min() < -1e-3 or r.max() > 1 + 1e-3):
+            problems.append(f"'reference' must lie in [0, 1] (it is the pipeline's range), "
+                            f"found [{r.min():.3g}, {r.max():.3g}]; store to_unit_range(...)")
+
+
+def _check_geometry(f, problems: list[str]) -> None:
     geo = {}
     for name, shape in (("affine", (4, 4)), ("spacing", (3,)), ("intensity", (2,))):
         ds = _dataset(f, name, problems, f"geometry: {shape} float")
@@ -560,9 +492,26 @@ def _validate_open(f) -> tuple[str, dict[str, Any], dict[str, np.ndarray]]:
         geo[name] = _read(ds, name).astype(np.float64) if ds is not None else None
     if all(v is not None for v in geo.values()):
         problems += _geometry_problems(geo["affine"], geo["spacing"], geo["intensity"])
+
+
+def _validate_open(f) -> tuple[str, dict[str, Any], dict[str, np.ndarray]]:
+    """Check an open file; return (kind, operator params, operator arrays) or raise."""
+    problems: list[str] = []
+    k, params = _check_header(f, problems)
+    y, n = _check_data(f, k, problems)
+    image_shape = _params_image_shape(params, problems)
+    checks = _Checks(f, k.name, problems)
+    image_shape = k.check_file(checks, y, params, image_shape)
+    arrays = checks.arrays
+    if not problems and y is not None and image_shape is not None:
+        _size_problem("the file", k.name, int(y.shape[0]), image_shape, tuple(y.shape[1:]),
+                      k.views_in(tuple(y.shape)))
+    problems += _operator_group(f, arrays)
+    _check_reference(f, n, image_shape, problems)
+    _check_geometry(f, problems)
     if problems:
         raise MeasurementError("invalid measurement file:\n  - " + "\n  - ".join(problems))
-    return kind, params or {}, arrays
+    return k.name, params or {}, arrays
 
 
 def validate(path: str | Path) -> dict[str, Any]:
@@ -590,7 +539,7 @@ def validate(path: str | Path) -> dict[str, Any]:
         except (OSError, RuntimeError, KeyError, ValueError, TypeError, AttributeError,
                 IndexError, OverflowError) as e:  # h5py on a damaged file: name the file
             raise damaged(path, e) from None
-        data = f[DATA_NAME[kind]]
+        data = f[get_kind(kind).data_name]
         return {"kind": kind, "shape": tuple(data.shape), "operator_params": params,
                 "has_reference": "reference" in f}
 
@@ -622,8 +571,10 @@ def _read_measurement(path: Path, device: torch.device | str) -> Measurement:
 
     with h5py.File(path, "r") as f:
         kind, params, arrays = _validate_open(f)
+        k = get_kind(kind)
+        data_name = k.data_name
         try:
-            y_np = _read(f[DATA_NAME[kind]], DATA_NAME[kind])
+            y_np = _read(f[data_name], data_name)
         except MeasurementError as e:
             raise MeasurementError(f"{path}: {e}") from None
         from ..validation import float32_overflow
@@ -631,7 +582,7 @@ def _read_measurement(path: Path, device: torch.device | str) -> Measurement:
         over = float32_overflow(y_np)
         if over:
             raise MeasurementError(
-                f"{path}: {DATA_NAME[kind]!r} holds {over} value(s) beyond float32's range "
+                f"{path}: {data_name!r} holds {over} value(s) beyond float32's range "
                 f"(|x| > {np.finfo(np.float32).max:.3g}; largest {np.nanmax(np.abs(y_np)):.3g}): "
                 "they would become infinite; rescale the data before saving")
         finite = np.isfinite(y_np)
@@ -639,11 +590,11 @@ def _read_measurement(path: Path, device: torch.device | str) -> Measurement:
             bad_slices = np.flatnonzero(~finite.reshape(finite.shape[0], -1).all(axis=1))
             shown = ", ".join(map(str, bad_slices[:8])) + (" ..." if len(bad_slices) > 8 else "")
             raise MeasurementError(
-                f"{path}: {DATA_NAME[kind]!r} holds {int(finite.size - finite.sum())} NaN or "
+                f"{path}: {data_name!r} holds {int(finite.size - finite.sum())} NaN or "
                 f"infinite value(s) (slice(s) {shown}); the measurement is damaged and cannot "
                 "be reconstructed: re-export it, or drop those slices")
         del finite
-        y = torch.from_numpy(y_np.astype(np.complex64 if kind != "ct" else np.float32))
+        y = torch.from_numpy(y_np.astype(np.complex64 if k.complex_data else np.float32))
         reference = np.asarray(f["reference"][()], np.float32) if "reference" in f else None
         affine = np.asarray(f["affine"][()], np.float64)
         spacing = tuple(float(v) for v in f["spacing"][()])
@@ -657,7 +608,7 @@ def _read_measurement(path: Path, device: torch.device | str) -> Measurement:
                                f"{params} ({e})") from e
     expect = tuple(op.meas_shape)
     if tuple(y.shape[1:]) != expect or (op.n_slices is not None and y.shape[0] != op.n_slices):
-        raise MeasurementError(f"{path}: {DATA_NAME[kind]!r} has shape {tuple(y.shape)} but the "
+        raise MeasurementError(f"{path}: {data_name!r} has shape {tuple(y.shape)} but the "
                                f"operator measures (N, {', '.join(map(str, expect))})")
     if reference is not None and tuple(reference.shape[1:]) != tuple(op.image_shape):
         raise MeasurementError(f"{path}: 'reference' slices are {reference.shape[1:]} but the "

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ...operators import get_kind
 from ...operators.base import Measurement
 from .. import measurements
 from . import MeasurementFormat, OpenOptions, check_options, slice_range
@@ -29,11 +30,7 @@ def _inspect(path: Path, options: OpenOptions) -> dict[str, Any]:
     picked = slice_range(options.slices, int(shape[0]))
     out: dict[str, Any] = {"kind": kind, "data_shape": list(shape), "slices": len(picked),
                            "image_shape": params.get("image_shape")}
-    if kind == "ct":
-        out["angles"] = params.get("n_views")
-    else:
-        out["coils"] = params.get("n_coils", 1)
-        out["acceleration"] = params.get("acceleration")
+    out.update(get_kind(kind).inspect(params))
     out["reference"] = bool(info["has_reference"])
     if out["image_shape"]:
         h, w = params["image_shape"]
