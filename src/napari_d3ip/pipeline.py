@@ -40,6 +40,7 @@ from .distributed import Slab, resolve_group, run_device
 from .errors import D3IPError
 from .events import Result, Step
 from .io.results import nonfinite_slices
+from .methods import get_method
 from .metrics import evaluate, mean_psnr
 from .operators.base import Measurement
 from .operators.kinds import kind_attr
@@ -255,7 +256,8 @@ def reconstruct(measurement: Measurement, config: RunConfig,
     m = measurement.to(device)
     t0 = time.perf_counter()
     prior_choice = None
-    if cfg.solver != "admm-tv":  # a bad prior file is reported before any compute
+    method = get_method(cfg.solver)
+    if method.uses_prior:  # a bad prior file is reported before any compute
         if prior is None:
             name = resolve_prior_name(cfg.prior, m.image_shape)
             prior_choice = {"asked": cfg.prior, "used": name}
@@ -263,8 +265,8 @@ def reconstruct(measurement: Measurement, config: RunConfig,
         prior.net.tile = cfg.tile  # every run sets the network's tiling (core/tiling.py)
     check_fits(m, cfg, device, prior)  # memory: refused before any compute, with what fits
     norms = m.norms()
-    if cfg.solver == "admm-tv":
-        return (yield from _reconstruct_tv(m, cfg, device, t0))
+    if not method.uses_prior:
+        return (yield from _reconstruct_own(m, cfg, device, t0))
 
     assert prior is not None
     prior.to(device)
@@ -335,27 +337,12 @@ def reconstruct(measurement: Measurement, config: RunConfig,
     return _finish(volume, card, m.reference, m)
 
 
-def _reconstruct_tv(m: Measurement, cfg: RunConfig, device: torch.device,
-                    t0: float) -> Generator[Step, None, Result]:
-    """ADMM-TV (no prior; in a distributed run every rank computes the whole volume)."""
-    norm2, mean_eig = m.norms()
-    x = m.pinv_tensor(cfg.batch_slices)
-    ref = m.reference
-    with torch.no_grad():
-        iterates = admm_tv(m.operator, m.y, x, cfg.tv_lambda, cfg.admm_rho, cfg.tv_iters,
-                           cfg.cg_steps, mean_eig)
-        for i, x in enumerate(iterates):  # noqa: B020 (x is the running iterate)
-            est = x[:, 0].float().cpu().numpy()
-            elapsed = time.perf_counter() - t0
-            yield Step(index=i, t=0, total=cfg.tv_iters, phase="iterating", estimate=est,
-                       loss=m.loss(x, cfg.batch_slices), elapsed=elapsed,
-                       eta=elapsed / (i + 1) * (cfg.tv_iters - i - 1),
-                       psnr=mean_psnr(np.clip(est, 0, 1), ref) if ref is not None else None)
-    volume = x[:, 0].clamp(0, 1).float().cpu().numpy()
-    card = run_card(cfg, m, None, device, {
-        "timings": {"total_seconds": round(time.perf_counter() - t0, 3)},
-        "adaptation": {"adapter": "none"}, "operator_norm2": norm2, "operator_mean_eigenvalue": mean_eig})
-    return _finish(volume, card, ref, m)
+def _reconstruct_own(m: Measurement, cfg: RunConfig, device: torch.device,
+                     t0: float) -> Generator[Step, None, Result]:
+    """A method with its own step generator (methods.py: ADMM-TV), wrapped into a Result."""
+    volume, entries = yield from get_method(cfg.solver).steps()(m, cfg, t0)
+    card = run_card(cfg, m, None, device, entries)
+    return _finish(volume, card, m.reference, m)
 
 
 def data_residual(m: Measurement, volume: np.ndarray, batch: int = 32) -> float:
@@ -395,6 +382,9 @@ def _finish(volume: np.ndarray, card: dict, ref: np.ndarray | None,
         card["metrics"] = {k: v for k, v in metrics.items() if k != "per_slice"}
     elif m is not None and m.n_slices == volume.shape[0] and not bad:
         card["data_residual"] = data_residual(m, volume)
+        from .noise_level import measurement_noise  # what the residual is compared with
+
+        card["noise_estimate"] = measurement_noise(m)
     return Result(volume=volume, card=card, metrics=metrics)
 
 

@@ -197,8 +197,10 @@ def describe_run(cfg) -> str:
     from ..core.prior import resolve_device
 
     device = resolve_device(cfg.device)  # fails here, before any work, if CUDA is missing
-    if cfg.solver == "admm-tv":
-        return f"admm-tv ({cfg.tv_iters} iterations) on {device}"
+    from ..methods import get_method
+
+    if not get_method(cfg.solver).uses_prior:
+        return f"{get_method(cfg.solver).describe(cfg)} on {device}"
     method = cfg.solver if cfg.adapter == "none" else f"{cfg.adapter} + {cfg.solver}"
     return f"loading prior {cfg.prior} on {device}, then {method} for {cfg.nfe} steps"
 
@@ -212,7 +214,9 @@ def describe_estimate(m, cfg) -> str:
 
     h, w = m.image_shape
     parts = [f"{m.n_slices} slices of {h}x{w}"]
-    if cfg.solver != "admm-tv":
+    from ..methods import get_method
+
+    if get_method(cfg.solver).uses_prior:
         parts.append(f"prior {resolve_prior_name(cfg.prior, m.image_shape)}"
                      + (" (auto: nearest pixel scale)" if cfg.prior == "auto" else ""))
     c = estimate_cost(m, cfg)
@@ -284,5 +288,8 @@ def _cmd(args) -> int:
             summary += " (in the reference's centre crop {}x{})".format(*result.card["metrics_crop"])
     elif "data_residual" in result.card:
         summary += f", no reference: data residual ||Ax-y||/||y|| = {result.card['data_residual']:.4f}"
+        noise = result.card.get("noise_estimate", {}).get("relative_to_rms")
+        if noise is not None:
+            summary += f" (estimated noise sigma/rms(y) = {noise:.4f}: a fit at the noise level leaves about that)"
     print(f"{summary} -> {nii} (+ {card.name})")
     return 0
