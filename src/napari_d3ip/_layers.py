@@ -174,13 +174,14 @@ def measurement_layers(measurement: Any, name: str, pinv: np.ndarray | None = No
 
 _ADAPTER_LABEL = {"none": "", "scd": "SCD", "ddip": "DDIP", "d3ip-base": "D3IP-base",
                   "d3ip-mbir": "D3IP-MBIR", "d3ip-meta": "D3IP-meta"}
-_SOLVER_LABEL = {"dds": "DDS", "ddnm": "DDNM", "dps": "DPS", "mbir": "DiffusionMBIR",
-                 "admm-tv": "ADMM-TV"}
-
-
 def method_label(config: Any) -> str:
     """The method of a run as papers name it, e.g. 'D3IP-base+DDS' or 'ADMM-TV'."""
-    solver = _SOLVER_LABEL.get(config.solver, config.solver)
+    from .methods import get_method
+
+    try:
+        solver = get_method(config.solver).label
+    except KeyError:
+        solver = config.solver
     adapter = _ADAPTER_LABEL.get(config.adapter, config.adapter)
     return f"{adapter}+{solver}" if adapter else solver
 
@@ -189,7 +190,10 @@ def result_name(config: Any, source: str, settings: str = "") -> str:
     """A result layer name that tells runs apart at a glance: method, preset and the settings
     that differ from the preset, e.g. 'D3IP-base+DDS cpu-preview NFE12 K4 [brain]' (napari
     elides long names in the middle: the method comes first, the source last)."""
-    preset = getattr(config, "preset", None) or ("" if config.solver == "admm-tv" else "custom")
+    from .methods import get_method
+
+    preset = getattr(config, "preset", None) or ("custom" if get_method(config.solver).uses_prior
+                                                 else "")
     bits = [method_label(config), preset, settings]
     return " ".join(b for b in bits if b) + f" [{source}]"
 

@@ -352,8 +352,8 @@ class RunConfig:
         if not self.window_lo <= self.window_hi:
             raise bad("window_lo", f"need 0 <= window_lo <= window_hi <= 999, got "
                                    f"[{self.window_lo}, {self.window_hi}]")
-        if self.adapter != "none" and self.solver in ("admm-tv",):
-            raise bad("adapter", "adaptation needs a diffusion solver; admm-tv has no prior")
+        if self.adapter != "none" and self.solver not in DIFFUSION_SOLVERS:
+            raise bad("adapter", f"adaptation needs a diffusion solver; {self.solver} has no prior")
         if self.adapter == "d3ip-mbir" and self.solver not in ("mbir",):
             raise bad("solver", "adapter d3ip-mbir runs with solver 'mbir' (DiffusionMBIR)")
         if self.adapter != "none" and self.solver == "dps":
@@ -430,6 +430,14 @@ class RunConfig:
             raise ConfigError(f"config file {p}: {e}") from None
         except TypeError as e:  # defensive: a field the dataclass rejects
             raise ConfigError(f"config file {p}: {e}") from None
+
+    @property
+    def n_steps(self) -> int:
+        """The step count every front end shows: NFE for a diffusion solver, iterations for
+        a method of its own (ADMM-TV's tv_iters); the method says which (methods.py)."""
+        from .methods import get_method
+
+        return get_method(self.solver).n_steps(self)
 
     def replace(self, **changes: Any) -> RunConfig:
         """A copy with `changes` (None: not given, NULL: set to null), validated."""

@@ -24,6 +24,7 @@ from typing import Any
 from .config import RunConfig
 from .core.tiling import tile_count
 from .io.files import ResourceError, available_memory, fmt_bytes
+from .methods import get_method
 from .operators.base import Measurement
 
 SECONDS_PER_SLICE_STEP = 0.038  # DDS step of one 64² slice, CG included
@@ -129,12 +130,11 @@ def _lora_bytes(config: RunConfig, image_shape: tuple[int, int], n: int, prior: 
 
 
 def adapted_slices(config: RunConfig, n: int) -> int:
-    """Slices that go through forward + backward together in one adaptation iteration."""
-    if config.adapter in ("scd", "ddip"):
-        return 1  # one slice at a time, its own parameters
-    if config.adapter in ("d3ip-base", "d3ip-mbir", "d3ip-meta"):
-        return min(config.k_slices, n)
-    return 0
+    """Slices that go through forward + backward together in one adaptation iteration: the
+    adapter's own K (adapters/d3ip.py), not a copy of its rule."""
+    from .adapters import adapted_slices as k_of
+
+    return k_of(config, n)
 
 
 def estimate_cost(measurement: Measurement, config: RunConfig, prior: Any = None
@@ -146,7 +146,8 @@ def estimate_cost(measurement: Measurement, config: RunConfig, prior: Any = None
     tile = cfg.tile
     units = _net_units(h, w, tile)
     px_cg = h * w / 4096.0
-    nfe = cfg.nfe if cfg.solver != "admm-tv" else 0
+    method = get_method(cfg.solver)
+    nfe = cfg.nfe if method.uses_prior else 0
     # the UNet is 97-98 % of a DDS step (benchmarks/loop_overhead.md): the step scales as it does;
     # a DPS step (forward + backward through the UNet) measured 1.3x a DDS step (benchmarks/solvers.py)
     sample = SECONDS_PER_SLICE_STEP * units * n * nfe * (1.3 if cfg.solver == "dps" else 1.0)
@@ -160,7 +161,7 @@ def estimate_cost(measurement: Measurement, config: RunConfig, prior: Any = None
         adapt = adapt_steps * cfg.adapt_iters * per_iter * (k + n)
     else:
         adapt = adapt_steps * cfg.adapt_iters * per_iter * k
-    tv = 0.002 * px_cg * n * cfg.tv_iters if cfg.solver == "admm-tv" else 0.0
+    tv = method.own_seconds(n, h, w, cfg)  # ADMM-TV's iterations (solvers/admm_tv.py)
     cg_steps = {"dds": cfg.cg_steps, "mbir": cfg.cg_steps, "ddnm": cfg.ddnm_cg_steps}.get(cfg.solver, 0)
     baseline = 30 if cfg.solver == "ddnm" else DEFAULT_CG_STEPS  # what the step time holds
     cg = SECONDS_PER_CG_STEP * px_cg * n * nfe * max(cg_steps - baseline, 0)
@@ -169,7 +170,7 @@ def estimate_cost(measurement: Measurement, config: RunConfig, prior: Any = None
     y = measurement.y
     meas_bytes = 4 * y.numel() * y.element_size()  # y, residuals and CG vectors in data space
     parts = {"volumes": 10 * vol_bytes, "measurement": meas_bytes, "runtime": RUNTIME_BYTES}
-    if cfg.solver != "admm-tv":  # no network for ADMM-TV: its prior is not even looked up
+    if method.uses_prior:  # no network without a prior (ADMM-TV): not even looked up
         channels, params = _prior_width(cfg, (h, w), prior)
         width = channels / REF_CHANNELS
         overlap_factor = (tile_count(h, tile) * tile_count(w, tile) * _net_pixels(h, w, tile)

@@ -195,9 +195,15 @@ class _LoraAdapter(Adapter):
             "adapt_seconds": round(self.seconds, 3), "steps_adapted": self.steps_adapted,
         }
 
+    @staticmethod
+    def slices_per_iteration(cfg, n: int) -> int:
+        """K: slices that go through forward + backward together in one adaptation
+        iteration (the cost model reads it here: `adapted_slices`)."""
+        return 1
+
     @property
     def k(self) -> int:
-        return 1
+        return self.slices_per_iteration(self.cfg, self.n)
 
 
 class _PerSliceAdapter(_LoraAdapter):
@@ -247,9 +253,9 @@ class D3IPBase(_LoraAdapter):
 
     name = "d3ip-base"
 
-    @property
-    def k(self) -> int:
-        return min(self.cfg.k_slices, self.n)
+    @staticmethod
+    def slices_per_iteration(cfg, n: int) -> int:
+        return min(cfg.k_slices, n)
 
     def choose(self) -> list[int]:
         return sorted(torch.randperm(self.n, generator=self.rng)[: self.k].tolist())
@@ -276,9 +282,9 @@ class D3IPMBIR(D3IPBase):
         if not self.estimator.whole_volume:
             raise AdapterError("d3ip-mbir needs the DiffusionMBIR estimator (solver 'mbir')")
 
-    @property
-    def k(self) -> int:
-        return max(2, min(self.cfg.k_slices, self.n))
+    @staticmethod
+    def slices_per_iteration(cfg, n: int) -> int:
+        return max(2, min(cfg.k_slices, n))  # couples neighbours: at least two
 
     def choose(self) -> list[int]:
         start = int(torch.randint(0, self.n - self.k + 1, (1,), generator=self.rng))
@@ -345,6 +351,12 @@ class D3IPMeta(D3IPBase):
 
 
 ADAPTERS = {cls.name: cls for cls in (Adapter, SCD, DDIP, D3IPBase, D3IPMBIR, D3IPMeta)}
+
+
+def adapted_slices(config, n: int) -> int:
+    """K of `config.adapter` on a volume of n slices (0: no adaptation)."""
+    cls = ADAPTERS.get(config.adapter, Adapter)
+    return cls.slices_per_iteration(config, n) if cls is not Adapter else 0
 
 
 def build_adapter(config, prior: Prior, estimator: Estimator, measurement: Measurement,

@@ -11,6 +11,7 @@ import numpy as np
 
 from ..config import DEVICES as DEVICE_CHOICES
 from ..config import spec as _spec
+from ..methods import get_method
 from ..operators import SIMULATION_DEFAULTS
 
 DEVICE_HELP = _spec("device").param.help
@@ -216,7 +217,7 @@ def save_partial(step, out: str | Path, measurement, config) -> tuple[Path, Path
         "estimate": "the data-consistent x0 estimate of the last finished step, clipped to [0, 1]",
         "partial_of": str(out),
     })
-    if config.solver != "admm-tv":
+    if get_method(config.solver).uses_prior:
         card["prior"] = {"name": config.prior}
     if m.reference is not None:
         metrics = evaluate(volume, np.asarray(m.reference))

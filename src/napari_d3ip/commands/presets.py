@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..methods import get_method
 from ._common import HelpFormatter
 
 
@@ -28,6 +29,6 @@ def _cmd(args) -> int:
     print(row.format("preset", "task", "solver", "adapter", "NFE", "what it is"))
     for name, p in presets().items():
         c = from_preset(name)  # the values a run gets, defaults included
-        nfe = "—" if c.solver == "admm-tv" else str(c.nfe)
+        nfe = str(c.nfe) if get_method(c.solver).uses_prior else "—"
         print(row.format(name, p["task"], c.solver, c.adapter, nfe, p["description"]))
     return 0

@@ -11,6 +11,7 @@ import re
 from typing import Any
 
 from ..config import RunConfig, Spec
+from ..methods import get_method
 
 #: the preset box's first entry: the form's own settings
 CUSTOM = "(custom)"
@@ -35,7 +36,8 @@ def preset_choices(kind: str | None) -> list[str]:
 
     names = presets_for(kind) if kind else []
     every = presets()
-    has_tv = any(every[n].get("config", {}).get("solver") == "admm-tv" for n in names)
+    has_tv = any(every[n].get("config", {}).get("solver") == ADMM_TV_SETTINGS["solver"]
+                 for n in names)
     return [CUSTOM, *names] + ([] if has_tv else [ADMM_TV])
 
 
@@ -99,7 +101,8 @@ def run_label(config: RunConfig) -> tuple[str, str, str]:
     'NFE12 K4 I3')."""
     from .._layers import method_label
 
-    preset = config.preset or ("ADMM-TV" if config.solver == "admm-tv" else "custom")
+    preset = config.preset or (method_label(config) if not get_method(config.solver).uses_prior
+                               else "custom")
     return method_label(config), preset, " ".join(settings_that_differ(config,
                                                                        base_config(config)))
 

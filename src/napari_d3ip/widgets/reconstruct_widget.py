@@ -41,6 +41,7 @@ from qtpy.QtWidgets import (
 
 from .. import _layers as napari_layers
 from ..config import RunConfig, Spec, specs
+from ..methods import get_method
 from .common import PriorPicker, available_devices, error_text, shipped
 from .guard import ADMM_TV, ADMM_TV_SETTINGS, CUSTOM, applies, plain_refusal, preset_choices, run_label
 from .orthoviews import ViewControls
@@ -325,7 +326,7 @@ class ReconstructWidget(QWidget):
         """Fields that mean nothing to the chosen method are disabled (their declarations
         say which solvers/adapters they matter to); ADMM-TV takes no adapter."""
         solver, adapter = self.controls["solver"].value(), self.controls["adapter"].value()
-        if solver == "admm-tv" and adapter != "none":
+        if not get_method(solver).uses_prior and adapter != "none":
             self._applying, was = True, self._applying
             try:
                 self.controls["adapter"].set_value("none")
@@ -556,7 +557,7 @@ class ReconstructWidget(QWidget):
             from ..cost import estimate_cost
 
             est = estimate_cost(ctx.measurement, ctx.config)["seconds"]
-            total = ctx.config.tv_iters if ctx.config.solver == "admm-tv" else ctx.config.nfe
+            total = ctx.config.n_steps
             done = (step_index + 1) / max(total, 1)
             if est > 0 and done > 0 and elapsed > 0:
                 self.calibration.save({"seconds_per_estimated": elapsed / (est * done),
@@ -606,7 +607,7 @@ class ReconstructWidget(QWidget):
         self.ctx = RunContext(measurement=m, source=source, config=cfg,
                               name=napari_layers.result_name(cfg, source, settings))
         self.ctx.extra.update(method=method, preset=preset, settings=settings)
-        self.plot.clear(cfg.nfe if cfg.solver != "admm-tv" else cfg.tv_iters)
+        self.plot.clear(cfg.n_steps)
         self.save_btn.setEnabled(False)
         warning = prior_scale_warning(cfg, m)
         self.ctx.extra["prior_scale_warning"] = warning
@@ -625,7 +626,7 @@ class ReconstructWidget(QWidget):
         w.returned.connect(lambda r, c=ctx: self._on_returned(c, r))
         w.errored.connect(lambda e, c=ctx: self._on_error(c, e))
         self.run.activity = self.activity.isChecked()
-        total = cfg.tv_iters if cfg.solver == "admm-tv" else cfg.nfe
+        total = cfg.n_steps
         self.run.begin(handle, f"{cfg.solver}/{cfg.adapter} on {source}", total, start=False)
         # the result layer and the views are staged now (result_display: the layer model at
         # once, napari's add, the labels and the views on later event-loop turns), then the
@@ -707,7 +708,7 @@ class ReconstructWidget(QWidget):
         ctx.result = result
         secs_run = result.card.get("timings", {}).get("total_seconds")
         if secs_run:
-            total = ctx.config.tv_iters if ctx.config.solver == "admm-tv" else ctx.config.nfe
+            total = ctx.config.n_steps
             self._calibrate(ctx, total - 1, float(secs_run))
         scale = result.card.get("prior_scale", {})
         if scale.get("warning"):
@@ -837,7 +838,7 @@ class ReconstructWidget(QWidget):
 def prior_scale_warning(cfg: RunConfig, m: Any) -> str:
     """The pipeline's PriorScaleWarning text for this run, from the prior's card alone (read
     before the run, so the user sees it at once); empty when the scales agree."""
-    if cfg.solver == "admm-tv":
+    if not get_method(cfg.solver).uses_prior:
         return ""
     try:
         from types import SimpleNamespace
