@@ -1263,13 +1263,15 @@ def _no_compute(monkeypatch) -> None:
     import napari_d3ip.core.training as training
     import napari_d3ip.core.unet as unet
     import napari_d3ip.pipeline as pipeline
+    import napari_d3ip.solvers.admm_tv as admm_tv
 
     def started(*a, **k):
         raise AssertionError("compute started before the input was refused")
 
     monkeypatch.setattr(unet.UNet, "forward", started)
     monkeypatch.setattr(training.Trainer, "train_step", started)
-    monkeypatch.setattr(pipeline, "_reconstruct_tv", started)
+    monkeypatch.setattr(admm_tv, "admm_tv", started)  # ADMM-TV's steps (methods.py)
+    monkeypatch.setattr(pipeline, "admm_tv", started)  # the warm start of init admm-tv
 
 
 def test_the_table_is_large_enough():
