@@ -143,7 +143,7 @@ def load_measurement(args):
         from ._common import open_options_from_args, stage_progress
 
         return open_measurement(args.measurement, open_options_from_args(args),
-                                progress=stage_progress("d3ip reconstruct", args.quiet))
+                                progress=stage_progress("d3ip reconstruct", getattr(args, "quiet", False)))
     from .simulate import measure
 
     return measure(argparse.Namespace(**{**vars(args),
