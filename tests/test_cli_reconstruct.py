@@ -100,3 +100,25 @@ def test_a_bids_sidecar_beside_the_output_gets_the_real_way_out_first(tmp_path, 
     assert code != 0
     assert "sub-01_bold_d3ip.nii.gz" in err and "--force or not" in err
     assert side.read_text() == '{"RepetitionTime": 2.0}'
+
+
+def test_the_cli_prints_library_errors_and_lets_bugs_keep_their_traceback(monkeypatch, capsys):
+    """`d3ip` catches D3IPError (a message, exit 2); a plain ValueError is a bug: it propagates."""
+    import pytest
+
+    from napari_d3ip import cli
+    from napari_d3ip.errors import OptionError
+
+    def raise_(exc):
+        def f(args):
+            raise exc
+        return f
+
+    parser = cli.build_parser()
+    args = parser.parse_args(["presets"])
+    args.func = raise_(OptionError("--thing must be 1"))
+    assert cli._run(args) == 2
+    assert "--thing must be 1" in capsys.readouterr().err
+    args.func = raise_(ValueError("an internal shape mismatch"))
+    with pytest.raises(ValueError, match="internal"):
+        cli._run(args)

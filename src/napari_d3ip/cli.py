@@ -7,6 +7,7 @@ import os
 import sys
 
 from . import __version__
+from .errors import D3IPError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -69,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args) -> int:
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileExistsError, FileNotFoundError) as e:
+    except (D3IPError, FileExistsError, FileNotFoundError) as e:  # anything else: a traceback
         print(f"d3ip {args.command}: error: {e}", file=sys.stderr)
         return 2
     except MemoryError:

@@ -11,3 +11,7 @@ from __future__ import annotations
 
 class D3IPError(ValueError):
     """A problem with what the user gave (input, setting, file, resource), said plainly."""
+
+
+class OptionError(D3IPError):
+    """A command-line option or library setting with a bad value (the message names it)."""

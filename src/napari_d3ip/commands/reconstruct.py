@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..errors import OptionError
 from ._common import HelpFormatter
 from .simulate import add_simulation_options
 
@@ -124,7 +125,7 @@ def config_from_args(args, default_preset: str | None = None):
         try:
             lo, hi = (int(v) for v in args.window.split(","))
         except ValueError:
-            raise ValueError(f"--window must be 'lo,hi' (two integers), got {args.window!r}") from None
+            raise OptionError(f"--window must be 'lo,hi' (two integers), got {args.window!r}") from None
         overrides["window_lo"] = lo if overrides["window_lo"] is None else overrides["window_lo"]
         overrides["window_hi"] = hi if overrides["window_hi"] is None else overrides["window_hi"]
     if getattr(args, "config", None):
@@ -239,10 +240,10 @@ def _check_source_options(args) -> None:
     given = [f for f, v in (("--slices", args.slices), ("--center-fraction", args.center_fraction),
                             ("--center", args.center), ("--bin", args.binning)) if v is not None]
     if given:
-        raise ValueError(f"{', '.join(given)} read(s) a measurement file: give --measurement FILE, "
+        raise OptionError(f"{', '.join(given)} read(s) a measurement file: give --measurement FILE, "
                          "or leave them out to simulate")
     if args.mask is not None and args.mask not in MASK_PATTERNS:
-        raise ValueError(f"--mask {args.mask} undersamples a fully sampled file ({', '.join(MASKS)}); "
+        raise OptionError(f"--mask {args.mask} undersamples a fully sampled file ({', '.join(MASKS)}); "
                          f"a simulation takes {', '.join(MASK_PATTERNS)}")
     for st in get_kind(args.operator).settings:  # the simulation's own defaults, made explicit
         if st.cli and getattr(args, st.dest, None) is None and st.dest != "noise":

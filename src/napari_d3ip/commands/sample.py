@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..errors import OptionError
 from ._common import HelpFormatter, add_device_option
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
@@ -42,13 +43,13 @@ def _cmd(args) -> int:
     from ._common import say
 
     if not 1 <= args.n <= 4096:
-        raise ValueError(f"--n must be between 1 and 4096, got {args.n}")
+        raise OptionError(f"--n must be between 1 and 4096, got {args.n}")
     if not 1 <= args.nfe <= 1000:
-        raise ValueError(f"--nfe must be between 1 and 1000 (the schedule's T), got {args.nfe}")
+        raise OptionError(f"--nfe must be between 1 and 1000 (the schedule's T), got {args.nfe}")
     if not (math.isfinite(args.eta) and 0.0 <= args.eta <= 1.0):
-        raise ValueError(f"--eta must be in [0, 1], got {args.eta}")
+        raise OptionError(f"--eta must be in [0, 1], got {args.eta}")
     if not 0 <= args.seed <= 2**63 - 1:  # torch's generators take no more
-        raise ValueError(f"--seed must be an integer in 0..2**63-1, got {args.seed}")
+        raise OptionError(f"--seed must be an integer in 0..2**63-1, got {args.seed}")
     prior_files = []
     if str(args.prior).endswith((".safetensors", ".json")) or "/" in str(args.prior):
         p = Path(args.prior)

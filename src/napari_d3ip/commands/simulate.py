@@ -10,15 +10,11 @@ from __future__ import annotations
 import shlex
 from typing import Any
 
-from ..errors import D3IPError
+from ..errors import OptionError  # noqa: F401 (re-exported: callers import it from here)
 from ..operators import Setting, get_kind, kind_names
 from ..operators.kinds import NOISE, all_kinds
 from ..sample_data import volume_samples
 from ._common import HelpFormatter, add_device_option
-
-
-class OptionError(D3IPError):
-    """A simulation option out of its declared range, named by its flag."""
 
 
 def _options() -> dict[str, list[tuple[str, Setting]]]:

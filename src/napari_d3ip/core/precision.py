@@ -17,6 +17,8 @@ from pathlib import Path
 
 import torch
 
+from ..errors import OptionError
+
 BF16_MODES = ("auto", "on", "off")
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 
@@ -70,7 +72,7 @@ def normalize_bf16_mode(mode: str | bool | None) -> str:
     if m in ("false", "0", "no"):
         return "off"
     if m not in BF16_MODES:
-        raise ValueError(f"bf16 must be one of {', '.join(BF16_MODES)}, got {mode!r}")
+        raise OptionError(f"bf16 must be one of {', '.join(BF16_MODES)}, got {mode!r}")
     return m
 
 

@@ -19,11 +19,15 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from ..errors import D3IPError
+from ..errors import D3IPError, OptionError
 from .schedule import VPSchedule, tweedie
 from .unet import UNet, UNetConfig, count_parameters
 
 SHIPPED_DIR = "priors"
+
+
+class DeviceError(OptionError):
+    """A device that is not there (cuda without a GPU) or not known."""
 
 
 class PriorError(D3IPError):
@@ -414,7 +418,7 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     if d == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if d.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' was asked for but no CUDA GPU is available; use 'auto' or 'cpu'")
+        raise DeviceError("device 'cuda' was asked for but no CUDA GPU is available; use 'auto' or 'cpu'")
     if d not in ("cpu",) and not d.startswith("cuda") and d != "mps":
-        raise ValueError(f"unknown device {d!r}: use auto, cpu or cuda")
+        raise DeviceError(f"unknown device {d!r}: use auto, cpu or cuda")
     return torch.device(d)

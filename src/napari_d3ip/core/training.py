@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
-from ..errors import D3IPError
+from ..errors import D3IPError, OptionError
 from .phantoms import FAMILIES, ellipses
 from .prior import Prior
 from .schedule import VPSchedule, q_sample
@@ -95,7 +95,7 @@ class TrainConfig:
     def from_recipe(cls, recipe: str, **overrides) -> TrainConfig:
         """A config for a named recipe; `overrides` (not None) win."""
         if recipe not in RECIPES:
-            raise ValueError(f"unknown recipe {recipe!r}: choose one of {', '.join(RECIPES)}")
+            raise OptionError(f"unknown recipe {recipe!r}: choose one of {', '.join(RECIPES)}")
         base = {} if recipe == "classic" else dict(
             prediction="v", min_snr_gamma=5.0, beta2=0.99, decay_fraction=0.2, ema="power",
             lr=8e-4, warmup=200)
