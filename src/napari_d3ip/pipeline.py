@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Generator
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -251,40 +252,68 @@ def reconstruct(measurement: Measurement, config: RunConfig,
     group = resolve_group(group)
     device = run_device(resolve_device(cfg.device)) if group is not None else resolve_device(cfg.device)
     slab = Slab.of_group(measurement.n_slices, group, device)
-    stop = _Stopper(should_stop, slab)
-    use_bf16 = resolve_bf16(cfg.bf16, device)
-    m = measurement.to(device)
-    t0 = time.perf_counter()
-    prior_choice = None
+    run = _Run(cfg, measurement.to(device), device, slab, _Stopper(should_stop, slab),
+               resolve_bf16(cfg.bf16, device), time.perf_counter())
     method = get_method(cfg.solver)
     if method.uses_prior:  # a bad prior file is reported before any compute
-        if prior is None:
-            name = resolve_prior_name(cfg.prior, m.image_shape)
-            prior_choice = {"asked": cfg.prior, "used": name}
-            prior = load_prior(name, device)
-        prior.net.tile = cfg.tile  # every run sets the network's tiling (core/tiling.py)
-    check_fits(m, cfg, device, prior)  # memory: refused before any compute, with what fits
-    norms = m.norms()
+        run.use_prior(prior)
+    check_fits(run.m, cfg, device, run.prior)  # memory: refused before any compute, with what fits
+    run.norms = run.m.norms()
     if not method.uses_prior:
-        return (yield from _reconstruct_own(m, cfg, device, t0))
+        return (yield from _reconstruct_own(run.m, cfg, device, run.t0))
+    return (yield from _sample(run))
 
-    assert prior is not None
-    prior.to(device)
-    _check(m, prior)
-    scale = prior_scale(m, prior)
-    if "warning" in scale:
-        import warnings
 
-        warnings.warn(scale["warning"], PriorScaleWarning, stacklevel=2)
+@dataclass
+class _Run:
+    """What one diffusion run holds from its start to its run card."""
+
+    cfg: RunConfig
+    m: Measurement
+    device: torch.device
+    slab: Slab
+    stop: _Stopper
+    bf16: bool
+    t0: float
+    prior: Prior | None = None
+    prior_choice: dict[str, Any] | None = None
+    norms: Any = None
+    scale: dict[str, Any] = field(default_factory=dict)
+
+    def use_prior(self, prior: Prior | None) -> None:
+        """The run's prior: the one given, else `cfg.prior` resolved for the slices' scale."""
+        if prior is None:
+            name = resolve_prior_name(self.cfg.prior, self.m.image_shape)
+            self.prior_choice = {"asked": self.cfg.prior, "used": name}
+            prior = load_prior(name, self.device)
+        prior.net.tile = self.cfg.tile  # every run sets the network's tiling (core/tiling.py)
+        self.prior = prior
+
+    def check_prior(self) -> None:
+        """The prior fits the slices (UNet divisor), and a warning if its pixel scale differs."""
+        self.prior.to(self.device)
+        _check(self.m, self.prior)
+        self.scale = prior_scale(self.m, self.prior)
+        if "warning" in self.scale:
+            import warnings
+
+            warnings.warn(self.scale["warning"], PriorScaleWarning, stacklevel=4)
+
+
+def _sample(run: _Run) -> Generator[Step, None, Result]:
+    """The diffusion loop: adapt (when the adapter says so), predict x̂0, correct it with the
+    data, step to the next time; a Step after each."""
     from .adapters import build_adapter
 
+    run.check_prior()
+    cfg, m, slab, stop, prior, norms = run.cfg, run.m, run.slab, run.stop, run.prior, run.norms
     sched = prior.schedule
     grid = sched.time_grid(cfg.nfe, t_start=None if cfg.init == "pure-noise" else cfg.t_start)
     ms = m.subset(slab.indices) if slab.distributed else m  # the slices this process samples
     estimator = build_estimator(cfg, norms.norm2, norms.mean_eig)
     estimator.reset(ms.n_slices, slab.coupling())
     adapter = build_adapter(cfg, prior, estimator, m, grid, slab=slab,
-                            apply_net=lambda net, v, t: apply_net(net, v, t, use_bf16))
+                            apply_net=lambda net, v, t: apply_net(net, v, t, run.bf16))
     g = torch.Generator().manual_seed(int(cfg.seed))
     x = initial_state(start_volume(m, ms, cfg, slab, norms.mean_eig), cfg.init,
                       sched.alpha_bar(grid[0]), g, slab.lo, slab.n)
@@ -299,42 +328,50 @@ def reconstruct(measurement: Measurement, config: RunConfig,
             phase, adapt_loss = "adapting", adapter.adapt(x, t, i)
             stop.boundary()
         ts = time.perf_counter()
-        eps, x0y = _predict(x, t, ab, ms, adapter, estimator, cfg, use_bf16, stop)
+        eps, x0y = _predict(x, t, ab, ms, adapter, estimator, cfg, run.bf16, stop)
         x0y = estimator.correct_volume(x0y, ms, slab.indices, cfg.batch_slices, cfg.cg_steps,
                                        cfg.admm_iters)
-        z = torch.randn((slab.n, *x.shape[1:]), generator=g)[slab.lo:slab.hi].to(device) \
+        z = torch.randn((slab.n, *x.shape[1:]), generator=g)[slab.lo:slab.hi].to(run.device) \
             if cfg.eta > 0 else None
         x = dds_step(x0y, eps, ab_next, cfg.eta, z)
         sample_seconds += time.perf_counter() - ts
-        loss = _volume_loss(ms, x0y, cfg.batch_slices, slab)
-        est = slab.gather(x0y.detach())[:, 0].float().cpu().numpy()
-        elapsed = time.perf_counter() - t0
         try:
-            yield Step(index=i, t=t, total=len(grid), phase=phase, estimate=est, loss=loss,
-                       elapsed=elapsed, eta=elapsed / (i + 1) * (len(grid) - i - 1),
-                       psnr=mean_psnr(np.clip(est, 0, 1), m.reference)
-                       if m.reference is not None else None, adapt_loss=adapt_loss)
+            yield _step(run, ms, x0y, i, t, len(grid), phase, adapt_loss)
         except GeneratorExit:
             stop.closed_here()
             raise
     if slab.distributed:  # a rank closed after its last step: every rank stops here
         stop.boundary()
-
     volume = slab.gather(x0y.detach())[:, 0].clamp(0, 1).float().cpu().numpy()
-    timings = {"total_seconds": round(time.perf_counter() - t0, 3),
+    return _finish(volume, _sampling_card(run, adapter, sample_seconds, len(grid)), m.reference, m)
+
+
+def _step(run: _Run, ms: Measurement, x0y: torch.Tensor, i: int, t: int, total: int, phase: str,
+          adapt_loss: float | None) -> Step:
+    """The Step the front ends show: the whole volume's estimate, its data loss and PSNR."""
+    loss = _volume_loss(ms, x0y, run.cfg.batch_slices, run.slab)
+    est = run.slab.gather(x0y.detach())[:, 0].float().cpu().numpy()
+    elapsed = time.perf_counter() - run.t0
+    ref = run.m.reference
+    return Step(index=i, t=t, total=total, phase=phase, estimate=est, loss=loss, elapsed=elapsed,
+                eta=elapsed / (i + 1) * (total - i - 1),
+                psnr=mean_psnr(np.clip(est, 0, 1), ref) if ref is not None else None,
+                adapt_loss=adapt_loss)
+
+
+def _sampling_card(run: _Run, adapter, sample_seconds: float, steps: int) -> dict[str, Any]:
+    timings = {"total_seconds": round(time.perf_counter() - run.t0, 3),
                "sampling_seconds": round(sample_seconds, 3),
                "adapt_seconds": round(adapter.seconds, 3)}
     extra: dict[str, Any] = {}
-    if slab.distributed:
-        timings["communication_seconds"] = round(slab.comm_seconds, 3)
-        extra["distributed"] = slab.card()
-    card = run_card(cfg, m, prior, device, {"timings": timings, "adaptation": adapter.card(),
-                                            "prior_scale": scale,
-                                            "prior_choice": prior_choice, "tile": cfg.tile,
-                                            "operator_norm2": norms.norm2,
-                                            "operator_mean_eigenvalue": norms.mean_eig,
-                                            "nfe_run": len(grid), **extra})
-    return _finish(volume, card, m.reference, m)
+    if run.slab.distributed:
+        timings["communication_seconds"] = round(run.slab.comm_seconds, 3)
+        extra["distributed"] = run.slab.card()
+    return run_card(run.cfg, run.m, run.prior, run.device, {
+        "timings": timings, "adaptation": adapter.card(), "prior_scale": run.scale,
+        "prior_choice": run.prior_choice, "tile": run.cfg.tile,
+        "operator_norm2": run.norms.norm2, "operator_mean_eigenvalue": run.norms.mean_eig,
+        "nfe_run": steps, **extra})
 
 
 def _reconstruct_own(m: Measurement, cfg: RunConfig, device: torch.device,
