@@ -94,7 +94,7 @@ def test_training_style_with_chosen_mask(tmp_path, volume):
     r = run(m, CFG)
     assert r.metrics["psnr"] > 25 and "data_residual" not in r.card
     info = inspect_file(p, opts)
-    assert info["style"].startswith("training") and info["acquired_columns"] == [2, HW - 2]
+    assert info["style"].startswith("training") and info["acquired_columns"].startswith(f"2:{HW - 2}")
     assert info["reference"] == "reconstruction_rss" and info["acs_columns"] == 5
 
 
@@ -237,3 +237,15 @@ def test_ismrmrd_refusals(tmp_path, vol3d):
     mask = poisson_disc_mask((HW, 24), 3.0, (8, 8), seed=0)
     with pytest.raises(MeasurementError, match="no <encoding>"):
         open_measurement(write_ismrmrd_3d(tmp_path / "c.h5", vol3d, mask, COILS, edit=bad_xml))
+
+
+def test_inspect_describes_a_training_file_without_a_mask_as_fully_sampled(tmp_path):
+    """`d3ip inspect` shows what a file holds: a training file needs no mask to be described."""
+    from _format_writers import write_fastmri
+    from napari_d3ip.io import inspect_file
+
+    vol = np.zeros((2, 32, 32), np.float32)
+    vol[:, 8:24, 8:24] = 0.7
+    info = inspect_file(write_fastmri(tmp_path / "t.h5", vol, n_coils=2))
+    assert info["style"].startswith("training") and info["acceleration"] == 1.0
+    assert "--mask" in info["sampling"]

@@ -16,6 +16,7 @@ the acquired range unsampled, ESPIRiT maps from the ACS with the image phase fol
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -171,7 +172,7 @@ class _Plan:
             "slices": len(self.picked), "coils": self.coils,
             "image_shape": [self.rows, self.cols],
             "readout_oversampling": self.readout / self.rows,
-            "acquired_columns": [self.acquired.start, self.acquired.stop],
+            "acquired_columns": f"{self.acquired.start}:{self.acquired.stop} (python slice)",
             "sampling": self.pattern,
             "acceleration": self.cols / n_sampled,
             "acceleration_in_acquired": (self.acquired.stop - self.acquired.start) / n_sampled,
@@ -238,8 +239,16 @@ def _open(path: Path, options: OpenOptions) -> Measurement:
 
 
 def _inspect(path: Path, options: OpenOptions) -> dict[str, Any]:
+    """What the file holds. A training file with no mask chosen yet is described as fully
+    sampled (inspect shows what there is; reconstructing it needs --mask and --accel)."""
     with open_h5(path, NAME) as f:
-        return _plan(f, path, options).describe()
+        if "mask" in f or (options.mask is not None and options.accel is not None):
+            return _plan(f, path, options).describe()
+        info = _plan(f, path, dataclasses.replace(options, mask="equispaced", accel=4.0)).describe()
+    info.update({"sampling": "fully sampled: reconstructing needs --mask equispaced|random --accel R",
+                 "acceleration": 1.0, "acceleration_in_acquired": 1.0,
+                 "acs_columns": "all (fully sampled)"})
+    return info
 
 
 FORMAT = MeasurementFormat(
