@@ -15,6 +15,7 @@ to beat. Writes benchmarks/phantom_pilot.{json,md}.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -101,15 +102,19 @@ def main(argv=None) -> int:
     ap.add_argument("--slices", type=int, default=16)
     ap.add_argument("--nfe", type=int, default=25)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--append", action="store_true",
+                    help="add these priors' rows to the existing report (a prior trained later)")
     args = ap.parse_args(argv)
     set_threads(args.threads)
     tasks = args.tasks.split(",")
     info = machine_info()
-    rows = admm_tv_rows(tasks, args.slices)
+    stem = HERE / "phantom_pilot"
+    old = json.loads(stem.with_suffix(".json").read_text()) if args.append else None
+    rows = old["rows"] if old else admm_tv_rows(tasks, args.slices)
     for p in args.prior:
         rows += evaluate(p, tasks, args.slices, args.nfe)
-    command = command_line()
-    write_report(HERE / "phantom_pilot", {"command": command, "machine": info, "rows": rows},
+    command = command_line() if not old else f"{old['command']}; {command_line()}"
+    write_report(stem, {"command": command, "machine": info, "rows": rows},
                  markdown(rows, info, command, tasks, args.slices, args.nfe))
     return 0
 
