@@ -18,8 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any
 
-from .report import md_table
 from .store import row_ok
+from .tables import md_table
 from .tasks import METHODS, TASKS, method_config
 
 

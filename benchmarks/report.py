@@ -11,7 +11,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .projection import projection_lines
 from .store import row_ok, sections
+from .tables import md_table
 from .tasks import D3IP, METHODS, PAPER, TARGET_GAIN_DDS, TARGET_GAIN_TV, TASKS
 
 HERE = Path(__file__).resolve().parent
@@ -41,12 +43,6 @@ def size_str(v) -> str:
     if not v:
         return "0"
     return f"{v / 1e6:.2f} MB" if v >= 1e5 else f"{v / 1e3:.1f} kB"
-
-
-def md_table(header: list[str], rows: list[list[str]]) -> list[str]:
-    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    out += ["| " + " | ".join(r) + " |" for r in rows]
-    return out
 
 
 def _pair(r: dict | None) -> str:
@@ -204,8 +200,6 @@ def render_results(out_dir: Path) -> Path:
         s = speed[label]
         lines += [f"## Speed — {s['title']}", ""] + section_header(s) + speed_tables(s)
     if "quick" in quality:
-        from .projection import projection_lines
-
         lines += projection_lines(quality["quick"])
     lines += NOTES
     if (out_dir / "solvers.md").exists():

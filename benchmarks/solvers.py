@@ -22,8 +22,9 @@ from pathlib import Path
 
 from . import quality
 from .measure import set_threads
-from .report import f2, mb, md_table, section_header
+from .report import f2, mb, section_header
 from .store import sections
+from .tables import md_table
 from .tasks import METHODS, PAPER, TASKS
 
 SOLVER_METHODS = ("admm-tv", "dds", "ddnm", "dps", "mbir")
