@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -209,9 +211,27 @@ class AnatomicalDisplay:
 
     def apply(self) -> bool:
         """Apply the display to every open view; False when there is nothing anatomical."""
+        steps = self.apply_steps()
+        for step in steps:
+            step()
+        return bool(steps)
+
+    def apply_steps(self) -> list[Callable[[], Any]]:
+        """`apply` as one step per view (the main canvas, then each extra view; empty when
+        there is nothing anatomical), so that a caller may run them on separate turns of the
+        event loop: each view builds its text overlays and redraws (0.2-0.5 s per view under
+        software OpenGL, benchmarks/gui_stall.py) and the window repaints in between. Each
+        step reads the display's settings when it runs (a later switch is never undone)."""
+        plan = self._plan()
+        if plan is None:
+            return []
+        return [self._apply_main, *(partial(self._apply_extra, i) for i in range(len(plan[2])))]
+
+    def _plan(self) -> tuple | None:
+        """(main order, its geometry, [(extra view widget, its order, its geometry)])."""
         dims = self.viewer.dims
         if self.affine is None or dims.ndim < 3:
-            return False
+            return None
         lead = tuple(range(dims.ndim - 3))
         g = view_geometry(self.affine, self.plane, self.radiological)
         main = lead + tuple(len(lead) + a for a in g.order)
@@ -222,19 +242,31 @@ class AnatomicalDisplay:
             if plane is None:
                 continue
             eg = view_geometry(self.affine, plane, self.radiological)
-            full = lead + tuple(len(lead) + a for a in eg.order)
-            # the plugin derives the view's order from the main one through `order`
+            extras.append((w, lead + tuple(len(lead) + a for a in eg.order), eg))
+        return main, g, extras
+
+    def _apply_main(self) -> None:
+        plan = self._plan()
+        if plan is None:
+            return
+        main, g, extras = plan
+        for w, full, _ in extras:  # the plugin derives the view's order from the main one
             w.order = tuple(main.index(a) - len(main) for a in full[-3:])
-            extras.append((w.vm_container.viewer_model, full, eg))
+        dims = self.viewer.dims
         labels = list(dims.axis_labels)
         labels[-3:] = axis_map(self.affine).axis_labels()
         dims.axis_labels = labels
         dims.order = main
         _orient(self.viewer, g)
-        for vm, full, eg in extras:
-            vm.dims.order = full
-            _orient(vm, eg)
-        return True
+
+    def _apply_extra(self, i: int) -> None:
+        plan = self._plan()
+        if plan is None or i >= len(plan[2]):
+            return
+        w, full, eg = plan[2][i]
+        vm = w.vm_container.viewer_model
+        vm.dims.order = full
+        _orient(vm, eg)
 
 
 def _orient(model: Any, g: Any) -> None:
@@ -359,14 +391,46 @@ class ViewControls(QWidget):
         return True
 
     def _when_shown(self, tries: int) -> None:
+        """Once the views are shown: fold their controls, orient each view, hide the axes
+        arrows, fit the cameras, each on its own turn of the event loop (all in one turn
+        froze the window 0.8-1.4 s after napari-orthogonal-views' own build)."""
         from qtpy.QtCore import QTimer
 
         with contextlib.suppress(RuntimeError, AttributeError):  # the viewer may be gone
             if self.views.is_shown():
-                self.views.collapse_controls()
-                if self.display.apply():  # the letters say it: no axes arrows over the image
-                    for model in (self.viewer, *self.views.view_models()):
-                        model.canvas.overlays.axes.visible = False
-                self.views.reset_cameras()
+                one_per_turn(self, [self._fold, *self.display.apply_steps(),
+                                    self.views.reset_cameras])
             elif tries > 0:
                 QTimer.singleShot(100, lambda: self._when_shown(tries - 1))
+
+    def _fold(self) -> None:
+        """Fold the views' controls; the letters say it when the display is anatomical: no
+        axes arrows over the image."""
+        self.views.collapse_controls()
+        if self.display.affine is not None and self.viewer.dims.ndim >= 3:
+            for model in (self.viewer, *self.views.view_models()):
+                model.canvas.overlays.axes.visible = False
+
+
+def one_per_turn(owner: QWidget, steps: list[Callable[[], Any]]) -> None:
+    """Run `steps` in order, one per turn of the event loop, so the window repaints between
+    them; the timer is `owner`'s child: nothing runs once `owner` is deleted."""
+    from qtpy.QtCore import QTimer
+
+    if not steps:
+        return
+    timer = QTimer(owner)
+    timer.setSingleShot(True)
+    timer.setInterval(0)
+    pending = list(steps)
+
+    def run() -> None:
+        with contextlib.suppress(RuntimeError, AttributeError):  # a view is gone
+            pending.pop(0)()
+        if pending:
+            timer.start()
+        else:
+            timer.deleteLater()
+
+    timer.timeout.connect(run)
+    timer.start()
