@@ -6,7 +6,7 @@ Ellipses phantoms *worse* than a TV denoiser does, DDS cannot beat ADMM-TV on th
 the sampler is tuned, and an adaptation that starts from this network inherits the gap.
 
 For each prior and each t: the same noisy validation phantoms x_t = √ᾱ x0 + √(1−ᾱ) ε
-(`core.training.validation_set`), and three estimates of x0:
+(`training.metrics.validation_set`), and three estimates of x0:
 
 * the prior's Tweedie estimate x̂0(x_t, t) (what the samplers use);
 * the best Gaussian blur of x_t/√ᾱ with an oracle affine fit (the gates' linear baseline);
@@ -37,7 +37,7 @@ def best_tv_psnr(noisy: np.ndarray, clean: np.ndarray) -> tuple[float, float]:
     import torch
     from skimage.restoration import denoise_tv_chambolle
 
-    from napari_d3ip.core.training import psnr_batch
+    from napari_d3ip.training.metrics import psnr_batch
 
     best = (-np.inf, 0.0)
     for w in TV_WEIGHTS:
@@ -51,7 +51,7 @@ def measure(prior, n: int) -> dict[str, dict[str, float]]:
     import torch
 
     from napari_d3ip.core.schedule import q_sample
-    from napari_d3ip.core.training import best_blur_psnr, psnr_batch, validation_set
+    from napari_d3ip.training.metrics import best_blur_psnr, psnr_batch, validation_set
 
     x0, noise = validation_set(prior.image_size, n, 140.0, render=prior.render_size)
     out = {}

@@ -29,8 +29,8 @@ TIMES = (50, 200, 500, 800, 980)
 
 def evaluate_prior(prior, n_mean: float = 140.0) -> dict:
     from napari_d3ip.core.sampling import draw_samples
-    from napari_d3ip.core.training import denoising_quality
-    from napari_d3ip.prior_gates import gate_reconstruction, gate_samples
+    from napari_d3ip.training.gates import gate_reconstruction, gate_samples
+    from napari_d3ip.training.metrics import denoising_quality
 
     q = denoising_quality(prior, n=64, n_mean=n_mean, times=TIMES)
     samples = draw_samples(prior, n=16, nfe=50, seed=0)[:, 0].clamp(0, 1).numpy()
@@ -115,7 +115,7 @@ def main(argv=None) -> int:
     lines = [f"# Prior pilot: {args.label}", "", f"`{command}`", "", f"Machine: {machine}.", "",
              "Denoising columns: Tweedie PSNR − best linear baseline (Gaussian blur + oracle affine "
              "fit) in dB, 64 validation phantoms. Samples: 16 unconditional 50-step samples; "
-             "saturated = >5 % white pixels or empty (napari_d3ip.prior_gates). DDS/ADMM-TV: 16 fresh "
+             "saturated = >5 % white pixels or empty (napari_d3ip.training.gates). DDS/ADMM-TV: 16 fresh "
              "phantoms, 15-view CT, 1 % noise, 50 NFE, per-slice-mean PSNR (dB).", "", head,
              "|" + "---|" * (head.count("|") - 1)]
     for r in rows:

@@ -6,7 +6,7 @@
 
 Only the MNI template needs the nilearn wheel (it is read straight from the zip; nilearn is
 never installed or imported). The held-out volume comes from nibabel's own test data, the
-phantom from napari_d3ip.core.phantoms and the measurements from napari_d3ip.operators.
+phantom from napari_d3ip.training.phantoms and the measurements from napari_d3ip.operators.
 `--only volumes` or `--only measurements` rebuilds a part; `--force` replaces existing files.
 """
 
@@ -124,8 +124,8 @@ def heldout_volume(force: bool) -> dict:
 
 
 def phantom_volume(force: bool) -> dict:
-    from napari_d3ip.core.phantoms import ellipsoid_volume
     from napari_d3ip.io.volumes import write_volume
+    from napari_d3ip.training.phantoms import ellipsoid_volume
 
     vol = ellipsoid_volume(64, seed=0).numpy().astype(np.float32)  # (slices, H, W)
     affine = np.eye(4)
@@ -133,7 +133,7 @@ def phantom_volume(force: bool) -> dict:
     path = OUT / "phantom-64.nii.gz"
     write_volume(path, vol, affine=affine, overwrite=force)  # default axis 2 reads it back
     print(f"wrote {path.relative_to(ROOT)} {vol.shape} ({path.stat().st_size / 1e6:.2f} MB)")
-    return {"function": "napari_d3ip.core.phantoms.ellipsoid_volume(64, seed=0)"}
+    return {"function": "napari_d3ip.training.phantoms.ellipsoid_volume(64, seed=0)"}
 
 
 def measurements(force: bool) -> dict:

@@ -823,7 +823,8 @@ def _load_prior(t: Path):
 
 def _train(**kw) -> Callable:
     def fn(t: Path):
-        from napari_d3ip.core.training import TrainConfig, train_prior
+        from napari_d3ip.training.recipes import TrainConfig
+        from napari_d3ip.training.trainer import train_prior
 
         base = dict(out=str(t / "run"), size=16, channels=4, channel_mults=(1, 2),
                     attn_resolutions=(), batch=1, steps=1, device="cpu", val_every=0)
@@ -1260,10 +1261,10 @@ def snapshot(root: Path) -> dict[str, object]:
 def _no_compute(monkeypatch) -> None:
     """Every case must be refused before any compute: the network, ADMM-TV and a training
     step raise if they are reached."""
-    import napari_d3ip.core.training as training
     import napari_d3ip.core.unet as unet
     import napari_d3ip.pipeline as pipeline
     import napari_d3ip.solvers.admm_tv as admm_tv
+    import napari_d3ip.training.trainer as training
 
     def started(*a, **k):
         raise AssertionError("compute started before the input was refused")

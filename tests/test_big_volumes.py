@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from napari_d3ip.config import RunConfig
-from napari_d3ip.core.phantoms import ellipses
 from napari_d3ip.io.files import ResourceError
 from napari_d3ip.operators import simulate
 from napari_d3ip.pipeline import reconstruct, run
+from napari_d3ip.training.phantoms import ellipses
 
 
 def ct(size: int, n: int = 2):

@@ -47,7 +47,7 @@ def _subparsers() -> dict[str, argparse.ArgumentParser]:
 @pytest.fixture(scope="module")
 def small_measurement(tmp_path_factory):
     """A 4-slice 32x32 CT measurement file (fits the tiny test prior), written by `d3ip simulate`."""
-    from napari_d3ip.core.phantoms import ellipsoid_volume
+    from napari_d3ip.training.phantoms import ellipsoid_volume
 
     d = tmp_path_factory.mktemp("meas")
     vol = write_volume(d / "small.nii.gz", ellipsoid_volume((4, 32, 32), seed=2).numpy())

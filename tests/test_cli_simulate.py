@@ -18,7 +18,7 @@ AFFINE = np.array([[0.0, 0.9, 0.0, -12.0], [0.0, 0.0, 1.1, 4.0], [2.5, 0.0, 0.0,
 @pytest.fixture(scope="module")
 def volume_path(tmp_path_factory):
     """4 slices of 32x32 in CT-like units (-1000..), anisotropic and permuted affine."""
-    from napari_d3ip.core.phantoms import ellipsoid_volume
+    from napari_d3ip.training.phantoms import ellipsoid_volume
 
     vol = ellipsoid_volume((4, 32, 32), seed=1).numpy() * 2000.0 - 1000.0
     return write_volume(tmp_path_factory.mktemp("vol") / "small.nii.gz", vol, affine=AFFINE)

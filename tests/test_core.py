@@ -7,9 +7,9 @@ import math
 import pytest
 import torch
 
-from napari_d3ip.core.phantoms import ellipse_parameters, ellipses, ellipsoid_volume
 from napari_d3ip.core.schedule import VPSchedule, dds_step, noise_from_x0, q_sample, tweedie
 from napari_d3ip.core.unet import UNet, UNetConfig, count_parameters
+from napari_d3ip.training.phantoms import ellipse_parameters, ellipses, ellipsoid_volume
 
 
 def test_schedule_known_values():

@@ -27,7 +27,7 @@ N, HW, COILS = 6, 32, 4
 
 @pytest.fixture(scope="module")
 def volume() -> np.ndarray:
-    from napari_d3ip.core.phantoms import ellipsoid_volume
+    from napari_d3ip.training.phantoms import ellipsoid_volume
 
     return ellipsoid_volume(HW, seed=0)[13:13 + N].numpy().astype(np.float32)
 

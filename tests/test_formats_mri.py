@@ -25,7 +25,7 @@ N, HW, COILS = 6, 32, 4
 
 @pytest.fixture(scope="module")
 def volume() -> np.ndarray:
-    from napari_d3ip.core.phantoms import ellipsoid_volume
+    from napari_d3ip.training.phantoms import ellipsoid_volume
 
     return ellipsoid_volume(HW, seed=0)[13:13 + N].numpy().astype(np.float32)
 
@@ -194,7 +194,7 @@ def test_cli_reconstruct_and_inspect(tmp_path, volume, mask, capsys):
 # -- ISMRMRD 3-D ------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def vol3d() -> np.ndarray:
-    from napari_d3ip.core.phantoms import ellipsoid_volume
+    from napari_d3ip.training.phantoms import ellipsoid_volume
 
     return ellipsoid_volume(HW, seed=0)[13:19, :, 4:28].numpy().astype(np.float32)  # x, y, z
 

@@ -25,7 +25,7 @@ COILS = 4
 
 
 def _phantom(shape, marker) -> np.ndarray:
-    from napari_d3ip.core.phantoms import ellipsoid_volume
+    from napari_d3ip.training.phantoms import ellipsoid_volume
 
     n = max(shape)
     v = ellipsoid_volume(n, seed=0).numpy().astype(np.float32)

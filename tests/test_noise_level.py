@@ -21,7 +21,7 @@ def smooth() -> np.ndarray:
     signal, as in scanner data with an oversampled readout."""
     from scipy.ndimage import gaussian_filter
 
-    from napari_d3ip.core.phantoms import ellipsoid_volume
+    from napari_d3ip.training.phantoms import ellipsoid_volume
 
     v = ellipsoid_volume(64, seed=0)[24:30].numpy().astype(np.float32)
     return gaussian_filter(v, (0, 2, 2)).astype(np.float32)

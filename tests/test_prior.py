@@ -8,10 +8,10 @@ import shutil
 import pytest
 import torch
 
-from napari_d3ip.core.phantoms import ellipses
 from napari_d3ip.core.prior import PriorError, load_prior, resolve_device, shipped_priors
 from napari_d3ip.core.sampling import draw_samples, montage
-from napari_d3ip.core.training import denoising_quality
+from napari_d3ip.training.metrics import denoising_quality
+from napari_d3ip.training.phantoms import ellipses
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_d3ip.core.training import validation_set
-from napari_d3ip.prior_gates import GATES, fresh_phantoms, gate_samples, saturated
+from napari_d3ip.training.gates import GATES, fresh_phantoms, gate_samples, saturated
+from napari_d3ip.training.metrics import validation_set
 
 
 def test_saturation_measure_known_cases():

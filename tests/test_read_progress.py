@@ -11,7 +11,7 @@ from napari_d3ip.io.formats._mri import fastmri_mask
 
 
 def _file(tmp_path):
-    from napari_d3ip.core.phantoms import ellipsoid_volume
+    from napari_d3ip.training.phantoms import ellipsoid_volume
 
     vol = ellipsoid_volume(32, seed=0)[13:16].numpy().astype(np.float32)
     return write_fastmri(tmp_path / "t.h5", vol, 4, mask=fastmri_mask(32, "random", 4, 0.16, 0))

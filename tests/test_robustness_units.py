@@ -245,7 +245,7 @@ def test_a_huge_lora_rank_is_refused_before_the_run():
 
 # -- train-prior -----------------------------------------------------------------------------
 def test_train_config_validate():
-    from napari_d3ip.core.training import TrainConfig, TrainConfigError
+    from napari_d3ip.training.recipes import TrainConfig, TrainConfigError
 
     assert TrainConfig().validate() is not None
     for field, value, flag in (("steps", -1, "--steps"), ("lr", float("nan"), "--lr"),
@@ -256,7 +256,8 @@ def test_train_config_validate():
 
 
 def test_training_memory_is_bounded(monkeypatch):
-    from napari_d3ip.core.training import TrainConfig, check_training_resources
+    from napari_d3ip.training.preflight import check_training_resources
+    from napari_d3ip.training.recipes import TrainConfig
 
     monkeypatch.setenv("NAPARI_D3IP_MEMORY_LIMIT", str(1 << 30))
     check_training_resources(TrainConfig(size=16, channels=4, channel_mults=(1, 2), batch=1))

@@ -87,7 +87,7 @@ def test_brains_share_their_world_geometry():
 
 
 def test_phantom_is_the_documented_function():
-    from napari_d3ip.core.phantoms import ellipsoid_volume
+    from napari_d3ip.training.phantoms import ellipsoid_volume
 
     ref = ellipsoid_volume(64, seed=0).numpy()
     assert np.allclose(load_sample("phantom-64").data, ref, atol=1e-6)

@@ -9,7 +9,10 @@ import pytest
 import torch
 
 from napari_d3ip.core.prior import load_prior
-from napari_d3ip.core.training import TrainConfig, Trainer, gaussian_blur, training_batch
+from napari_d3ip.training.data import training_batch
+from napari_d3ip.training.metrics import gaussian_blur
+from napari_d3ip.training.recipes import TrainConfig
+from napari_d3ip.training.trainer import Trainer
 
 
 def _cfg(tmp_path, steps, **kw):

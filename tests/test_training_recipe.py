@@ -8,17 +8,12 @@ import pytest
 import torch
 
 from napari_d3ip.core.schedule import VPSchedule, q_sample, tweedie
-from napari_d3ip.core.training import (
-    TrainConfig,
-    Trainer,
-    best_blur_psnr,
-    ema_sigma_rel,
-    loss_weight,
-    lr_at,
-    power_ema_decay,
-    v_target,
-)
 from napari_d3ip.core.unet import UNet, UNetConfig
+from napari_d3ip.training.losses import loss_weight, v_target
+from napari_d3ip.training.metrics import best_blur_psnr
+from napari_d3ip.training.recipes import TrainConfig
+from napari_d3ip.training.schedules import ema_sigma_rel, lr_at, power_ema_decay
+from napari_d3ip.training.trainer import Trainer
 
 
 def _tiny_v_unet() -> UNet:
@@ -162,7 +157,7 @@ def test_gpu_training_script_runs_on_cpu_with_a_tiny_step_count(tmp_path):
 
 
 def test_compact_checkpoint_resumes_the_run(tmp_path):
-    from napari_d3ip.core.training import compact_checkpoint, restore_compact
+    from napari_d3ip.training.checkpoints import compact_checkpoint, restore_compact
 
     kw = dict(size=16, channels=8, channel_mults=(1, 2), num_res_blocks=1, attn_resolutions=(),
               batch=2, device="cpu", bf16="off", val_every=0, checkpoint_minutes=1e9, n_mean=10.0)
@@ -184,7 +179,7 @@ def test_compact_checkpoint_resumes_the_run(tmp_path):
 
 def test_patch_prior_trains_on_crops_of_large_phantoms_and_records_its_scale(tmp_path):
     from napari_d3ip.core.prior import load_prior
-    from napari_d3ip.core.training import random_patches, training_batch
+    from napari_d3ip.training.data import random_patches, training_batch
 
     g = torch.Generator().manual_seed(0)
     big = torch.arange(2 * 8 * 8, dtype=torch.float32).view(2, 1, 8, 8)
@@ -207,7 +202,7 @@ def test_patch_prior_trains_on_crops_of_large_phantoms_and_records_its_scale(tmp
 
 def test_a_patch_prior_is_validated_at_its_own_pixel_scale(tmp_path, monkeypatch):
     """The training curve of a patch prior is measured on patches of render_size phantoms."""
-    import napari_d3ip.core.training as tr
+    import napari_d3ip.training.trainer as tr
 
     seen = []
     monkeypatch.setattr(tr, "denoising_quality", lambda prior, **kw: seen.append(prior.render_size)

@@ -24,7 +24,7 @@ def _config_dir(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="module")
 def volume() -> np.ndarray:
-    from napari_d3ip.core.phantoms import ellipsoid_volume
+    from napari_d3ip.training.phantoms import ellipsoid_volume
 
     return ellipsoid_volume(HW, seed=0)[14:14 + N].numpy().astype(np.float32)
 

@@ -26,7 +26,7 @@ def main(argv=None) -> int:
     r.add_argument("file", type=Path)
     r.add_argument("--run", type=Path, required=True)
     args = ap.parse_args(argv)
-    from napari_d3ip.core.training import compact_checkpoint, restore_compact
+    from napari_d3ip.training.checkpoints import compact_checkpoint, restore_compact
 
     if args.cmd == "pack":
         out = compact_checkpoint(args.run, args.out)

@@ -5,7 +5,7 @@
 
 Writes src/napari_d3ip/priors/<name>.safetensors (float16 weights) + .json (the card: how it
 was made, training curves, denoising quality vs the best linear baseline, the four gates of
-napari_d3ip.prior_gates, the ablation run) and docs/<name>_samples.png, docs/<name>_curves.png.
+napari_d3ip.training.gates, the ablation run) and docs/<name>_samples.png, docs/<name>_curves.png.
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
 
     from napari_d3ip.core.prior import load_prior
-    from napari_d3ip.core.training import denoising_quality
+    from napari_d3ip.training.metrics import denoising_quality
 
     state = json.loads((args.run / "state.json").read_text())
     exported = args.run / f"{state['config']['name']}.safetensors"
@@ -92,10 +92,10 @@ def main(argv=None) -> int:
                           "distribution; blur = best Gaussian blur of the same noisy input "
                           "followed by the oracle affine intensity fit",
     }
-    from napari_d3ip.prior_gates import all_gates
+    from napari_d3ip.training.gates import all_gates
 
     card["gates"] = all_gates(prior, n_mean=n_mean, skip=() if args.real else ("d_real_volume_ct15",))
-    card["gates_note"] = ("issue #12 gates, napari_d3ip/prior_gates.py; PSNR = per-slice mean; "
+    card["gates_note"] = ("issue #12 gates, napari_d3ip/training/gates.py; PSNR = per-slice mean; "
                           "tests/test_prior.py re-measures them (slow tests)")
     card["validation_curve"] = read_csv(args.run / "validation.csv")
     card.pop("validation_csv", None)

@@ -39,7 +39,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from napari_d3ip.core.training import TrainConfig, Trainer
+    from napari_d3ip.training.recipes import TrainConfig
+    from napari_d3ip.training.trainer import Trainer
 
     if args.device == "cuda" and not torch.cuda.is_available():
         print("no CUDA GPU here: pass --device cpu (tests) or run this on a GPU machine", file=sys.stderr)

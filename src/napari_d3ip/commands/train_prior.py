@@ -5,16 +5,15 @@ from __future__ import annotations
 import shlex
 import sys
 
-from ..core.phantoms import FAMILIES
 from ..core.precision import BF16_MODES
-from ..core.training import RECIPES
+from ..training.phantoms import FAMILIES
+from ..training.recipes import RECIPES, TrainConfig, TrainConfigError
+from ..training.trainer import train_prior
 from ._common import HelpFormatter, add_device_option
 
 
 def _recipe_default(field: str) -> str:
     """'(default: the recipe's: 0.0004 classic, 0.0008 v-minsnr)', read from TrainConfig."""
-    from ..core.training import TrainConfig
-
     def fmt(v) -> str:
         return f"{v:g}" if isinstance(v, float) else str(v)
 
@@ -65,7 +64,7 @@ def register(sub) -> None:
                         "--render-size 128 patch prior; '' = random initialisation")
     p.add_argument("--phantoms", default="ellipses", choices=list(FAMILIES),
                    help="phantom family: ellipses (the paper's) or organic (nested smooth regions, "
-                   "gradients, soft edges and texture; see core/phantoms.py)")
+                   "gradients, soft edges and texture; see training/phantoms.py)")
     p.add_argument("--seed", type=int, default=0, help="seed of the phantoms, noise and initialisation")
     add_device_option(p)
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0 = torch default)")
@@ -82,8 +81,6 @@ def register(sub) -> None:
 
 def _int_list(text: str, flag: str) -> tuple[int, ...]:
     """'1,2,2' -> (1, 2, 2); anything else is an error naming the option."""
-    from ..core.training import TrainConfigError
-
     try:
         return tuple(int(v) for v in text.split(",") if v.strip())
     except ValueError:
@@ -92,8 +89,6 @@ def _int_list(text: str, flag: str) -> tuple[int, ...]:
 
 
 def _cmd_train(args) -> int:
-    from ..core.training import TrainConfig, train_prior
-
     cfg = TrainConfig.from_recipe(
         args.recipe,
         out=args.out, size=args.size, channels=args.channels,

@@ -4,7 +4,7 @@
     15-view CT, 1 % noise,
     DDS (50 NFE) >= ADMM-TV + 1 dB;
 (b) denoising: Tweedie PSNR at t = 800 >= the best linear baseline (Gaussian blur with an
-    oracle affine fit, core/training.best_blur_psnr) + 3 dB;
+    oracle affine fit, training/metrics.best_blur_psnr) + 3 dB;
 (c) samples: no saturated unconditional sample among 16, and their mean intensity within 20 %
     of the phantoms' mean (for a patch prior: of random crops of phantoms at its scale).
     A sample is *saturated* if more than 5 % of its pixels are white
@@ -23,8 +23,18 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from .core.phantoms import ellipses
-from .core.prior import Prior
+from ..config import RunConfig
+from ..core.prior import Prior
+from ..core.sampling import draw_samples
+from ..io.volumes import to_unit_range
+from ..metrics import mean_psnr
+from ..operators import simulate
+from ..pipeline import run
+from ..sample_data import load_sample
+from ..solvers.cg import cg
+from .data import random_patches
+from .metrics import denoising_quality
+from .phantoms import ellipses
 
 GATE_PHANTOM_SEED = 777_001  # fresh: not the training seeds (seed, step) nor validation 123456
 WHITE, WHITE_FRACTION, EMPTY_MAX = 0.98, 0.05, 0.1
@@ -45,12 +55,6 @@ def saturated(samples: np.ndarray) -> np.ndarray:
 
 def _ct_dds_vs(prior: Prior, volume01: np.ndarray, baseline: str, nfe: int, seed: int,
                device: str) -> dict[str, float]:
-    from .config import RunConfig
-    from .metrics import mean_psnr
-    from .operators import simulate
-    from .pipeline import run
-    from .solvers.cg import cg
-
     m = simulate(volume01, "ct", noise=0.01, seed=seed, n_views=15)
     dds = run(m, RunConfig(nfe=nfe, device=device, seed=seed), prior).volume
     out = {"dds_psnr": mean_psnr(dds, volume01)}
@@ -77,8 +81,6 @@ def gate_reconstruction(prior: Prior, n: int = 16, nfe: int = 50, n_mean: float 
 
 def gate_denoising(prior: Prior, t: int = 800, n_mean: float = 140.0) -> dict:
     """(b) Tweedie PSNR at t vs the best linear (blur + affine) baseline."""
-    from .core.training import denoising_quality
-
     q = denoising_quality(prior, n=64, n_mean=n_mean, times=(t,))[str(t)]
     margin = q["tweedie_psnr"] - q["blur_psnr"]
     return {"t": t, "tweedie_psnr": round(q["tweedie_psnr"], 3), "blur_psnr": round(q["blur_psnr"], 3),
@@ -88,8 +90,6 @@ def gate_denoising(prior: Prior, t: int = 800, n_mean: float = 140.0) -> dict:
 def gate_samples(prior: Prior, n: int = 16, nfe: int = 50, n_mean: float = 140.0,
                  samples: np.ndarray | None = None) -> dict:
     """(c) saturation count and mean intensity of n unconditional samples."""
-    from .core.sampling import draw_samples
-
     if samples is None:
         samples = draw_samples(prior, n=n, nfe=nfe, seed=0)[:, 0].clamp(0, 1).numpy()
     flags = saturated(samples)
@@ -97,8 +97,6 @@ def gate_samples(prior: Prior, n: int = 16, nfe: int = 50, n_mean: float = 140.0
     scale = prior.render_size if prior is not None else size
     ref = torch.from_numpy(fresh_phantoms(256, max(size, scale), n_mean))[:, None]
     if ref.shape[-1] > size:  # a patch prior draws crops of larger phantoms: compare with crops
-        from .core.training import random_patches
-
         ref = random_patches(ref, size, torch.Generator().manual_seed(GATE_PHANTOM_SEED))
     ref_mean = float(ref.mean())
     ratio = float(samples.mean()) / ref_mean
@@ -111,9 +109,6 @@ def gate_samples(prior: Prior, n: int = 16, nfe: int = 50, n_mean: float = 140.0
 def gate_real_volume(prior: Prior, sample: str = "heldout-epi", nfe: int = 50,
                      device: str = "cpu") -> dict:
     """(d) DDS vs least squares (20 CG from 0) on a held-out real volume, CT 15 views."""
-    from .io.volumes import to_unit_range
-    from .sample_data import load_sample
-
     data01, _ = to_unit_range(load_sample(sample))
     r = _ct_dds_vs(prior, data01, "least-squares", nfe, 0, device)
     margin = r["dds_psnr"] - r["least_squares_psnr"]
