@@ -1,1 +1,1 @@
-"""Diffusion core: VP schedule, the UNet, Ellipses phantoms, prior loading and training."""
+"""Diffusion core: VP schedule, the UNet, prior loading and sampling (training: napari_d3ip.training)."""
