@@ -1,7 +1,7 @@
 """RunConfig: every choice of a reconstruction, validated, with a JSON round trip and presets.
 
 RunConfig is the one schema of a run. Each field declares once, in its `Param`, its range or
-choices, its help text, the solvers/adapters/tasks it matters to, its CLI flag(s) and whether
+choices, its help text, the solvers/adapters it matters to, its CLI flag(s) and whether
 the GUI shows it among the basic or the advanced controls. The front ends render those
 declarations and never re-list the fields: `d3ip reconstruct`/`demo` generate their options
 from `specs()` (commands/reconstruct.py), the Reconstruct widget generates its controls from
@@ -59,7 +59,7 @@ class Param:
     help: one sentence; lo/hi: inclusive bounds (lo_open: lo itself refused); choices: the
     accepted strings; rule + accepts: a check the bounds cannot say (and its wording);
     none_means: for optional fields, what null means; flags: CLI flags (default
-    --field-name); gui: "basic", "advanced" or "" (no control); solvers/adapters/tasks: where
+    --field-name); gui: "basic", "advanced" or "" (no control); solvers/adapters: where
     the field matters (empty: everywhere); user: a choice of the user that presets keep;
     step/decimals/gui_hi: how the GUI's spin box moves, rounds and where it ends when the
     field has no upper bound; note: added to a range error.
@@ -77,7 +77,6 @@ class Param:
     gui: str = "advanced"
     solvers: tuple[str, ...] = ()
     adapters: tuple[str, ...] = ()
-    tasks: tuple[str, ...] = ()
     user: bool = False
     step: float | None = None
     decimals: int | None = None
@@ -161,12 +160,10 @@ class Spec:
             return None
         return f"must be {self.accepts()}, got {v!r}" + (f" ({p.note})" if p.note else "")
 
-    def relevant(self, solver: str, adapter: str, task: str | None = None) -> bool:
-        """Whether the field changes a run with this solver and adapter (and task)."""
+    def relevant(self, solver: str, adapter: str) -> bool:
+        """Whether the field changes a run with this solver and adapter."""
         p = self.param
-        return ((not p.solvers or solver in p.solvers)
-                and (not p.adapters or adapter in p.adapters)
-                and (not p.tasks or task is None or task in p.tasks))
+        return (not p.solvers or solver in p.solvers) and (not p.adapters or adapter in p.adapters)
 
     def used_with(self) -> str:
         """'used with --solver mbir' (empty when the field matters to every run)."""
@@ -180,8 +177,6 @@ class Spec:
             bits.append("an adapter (not none)")
         elif p.adapters:
             bits.append(f"adapter {', '.join(p.adapters)}")
-        if p.tasks:
-            bits.append(f"task {', '.join(p.tasks)}")
         return ("used with " + "; ".join(bits)) if bits else ""
 
     def show(self, v: Any) -> str:
