@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import D3IPError
+from .methods import get_method
 
 SOLVERS = ("dds", "ddnm", "dps", "mbir", "admm-tv")
 ADAPTERS = ("none", "scd", "ddip", "d3ip-base", "d3ip-mbir", "d3ip-meta")
@@ -430,8 +431,6 @@ class RunConfig:
     def n_steps(self) -> int:
         """The step count every front end shows: NFE for a diffusion solver, iterations for
         a method of its own (ADMM-TV's tv_iters); the method says which (methods.py)."""
-        from .methods import get_method
-
         return get_method(self.solver).n_steps(self)
 
     def replace(self, **changes: Any) -> RunConfig:
