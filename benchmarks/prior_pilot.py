@@ -7,7 +7,7 @@ For each run (its exported EMA prior): steps and CPU time spent, Tweedie PSNR at
 t in {50, 200, 500, 800, 980} against the best linear baseline (blur + oracle affine fit),
 16 unconditional samples (how many saturate, their mean intensity vs the phantoms'), and DDS
 against ADMM-TV on 16 fresh in-distribution phantoms with 15-view CT and 1 % noise (gates a-c of
-napari_d3ip.prior_gates). Writes benchmarks/prior_pilot.{md,json} and docs/prior_pilot_curves.png.
+napari_d3ip.training.gates). Writes benchmarks/prior_pilot.{md,json} and docs/prior_pilot_curves.png.
 """
 
 from __future__ import annotations
