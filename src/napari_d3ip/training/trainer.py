@@ -30,7 +30,7 @@ from .data import training_batch
 from .losses import loss_weight, v_target
 from .metrics import VAL_TIMES, denoising_quality
 from .preflight import check_run_folder, check_training_resources
-from .recipes import RUN_FIELDS, TrainConfig, render_size
+from .recipes import RUN_FIELDS, TrainConfig, TrainConfigError, render_size
 from .schedules import lr_at, power_ema_decay
 
 
@@ -97,7 +97,7 @@ class Trainer:
                 tuple(have.attn_resolutions), have.prediction) != (
                 want.base_channels, tuple(want.channel_mults), want.num_res_blocks,
                 tuple(want.attn_resolutions), want.prediction):
-            raise ValueError(
+            raise TrainConfigError(  # a D3IPError: the CLI prints it as the user's error, no traceback
                 f"--init-from {name_or_path}: its UNet ({have.base_channels} channels, mults "
                 f"{tuple(have.channel_mults)}, {have.prediction}-prediction) differs from this "
                 f"run's ({want.base_channels}, {tuple(want.channel_mults)}, {want.prediction}); "
