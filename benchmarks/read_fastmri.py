@@ -42,9 +42,15 @@ def _phantom(slices: int) -> np.ndarray:
 
 
 def write_file(path: Path, slices: int) -> Path:
-    sys.path.insert(0, str(HERE.parent / "tests"))
-    from _format_writers import write_fastmri
+    import importlib.util
+
     from napari_d3ip.io.formats._mri import fastmri_mask
+
+    # the tests' fastMRI writer (the file layout of the public spec), loaded by its path
+    spec = importlib.util.spec_from_file_location("_format_writers", HERE.parent / "tests" / "_format_writers.py")
+    writers = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(writers)
+    write_fastmri = writers.write_fastmri
 
     mask = fastmri_mask(COLS, "random", 4, 0.08, seed=0)
     return write_fastmri(path, _phantom(slices), COILS, mask=mask, noise=0.01)
