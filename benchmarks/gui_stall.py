@@ -1,23 +1,35 @@
-"""GUI event-loop stalls of the napari plugin during a run and when the viewer closes (issue 14).
+"""GUI event-loop stalls of the napari plugin, per user action, against napari's own floor
+(issues 14 and 29).
 
 A QTimer ticks every 10 ms on the GUI thread and records the largest gap between two ticks:
-that is the longest time the window could not repaint or react. Measured phases:
+that is the longest time the window could not repaint or react. Each action below is one phase
+(the largest gap from the action until the window has settled), after a quiet moment of its
+own; ``idle`` is how much this (shared) machine alone delays the GUI thread:
 
-* ``idle``: the viewer with the volume and the measurement, nothing running;
-* ``run_click``: the Run button's own handler (it builds the result layer and, with
-  ``--views``, the orthogonal views, before the worker's first step), timed directly;
-* ``run``: after the click → Done (every update replaces the layer data);
-* ``close``: a second run, the viewer closed after its first update: how long ``close()``
-  blocks, and how long until the worker has really stopped.
+* ``dock``: Plugins → D3IP (``viewer.window.add_plugin_dock_widget``: the one dock, both steps);
+* ``simulate``: Simulate (15-view CT) until its three layers are in and the dock is on step 2;
+* ``run``: the Run click and what follows until Done (the result layer is staged and added);
+  ``run_click_seconds`` times the click's own handler;
+* ``notification``: Save into a folder that cannot be written: the status line and a napari
+  warning notification (the toast);
+* ``3views`` / ``3views-off``: ticking "3 views" (napari-orthogonal-views builds two more
+  canvases; ours then folds their controls, orients and fits them) and unticking it;
+* ``second-run`` and ``close``: a second run on top of the first result, the viewer closed
+  after its first update: how long ``close()`` blocks and until the worker has really stopped.
+
+napari's floor for the same actions (``napari_alone``): a fresh viewer holding the same layers,
+without the plugin: a plain dock (a QLabel), ``show_warning``, napari-orthogonal-views' own
+``show_orthogonal_views`` / ``hide_orthogonal_views``, ``viewer.add_image`` of the last result,
+``close()``. The plugin's own share of a stall is its excess over that floor.
 
 Every full (generation-2) pass of Python's cyclic garbage collector is recorded with its phase
 (``gc_full_collections_seconds``): it holds the interpreter lock, so it stalls the GUI thread
-whichever thread triggers it (napari's own `gc.collect()` on a layer removal included). These
-were the second run's and the close's excess over napari's floor (``widgets/gc_hold.py``).
+whichever thread triggers it. ``NAPARI_D3IP_GC_HOLD=0`` turns the plugin's freeze of the
+collector during runs off (``widgets/gc_hold.py``) to measure whether it is still needed.
 
 Defaults are small (8 slices of 32², the tiny random test prior, 8 steps) so that this runs in
-a minute on a busy 2-core machine; ``--prior ellipses-64 --size 64 --slices 64`` measures the
-real job. Needs a display (Xvfb: ``xvfb-run -a python -m benchmarks.gui_stall``).
+about two minutes on a busy 2-core machine; ``--prior ellipses-64 --size 64 --slices 64``
+measures the real job. Needs a display (Xvfb: ``xvfb-run -a python -m benchmarks.gui_stall``).
 
     python -m benchmarks.gui_stall [--views] [--interval 0.5] [--json out.json]
 """
@@ -114,12 +126,30 @@ def tiny_prior(folder: Path, size: int) -> Path:
     return Prior(net.eval(), VPSchedule(), {"name": "tiny-test"}).save(folder / "tiny.safetensors")
 
 
+def act(meter: StallMeter, phase: str, action, settle: float = 1.5, until=None,
+        timeout: float = 60.0) -> float:
+    """A quiet moment (phase 'before-<phase>'), then `action()` in phase `phase`, then wait
+    until `until()` (if given) and `settle` seconds more; returns how long `action()` blocked."""
+    meter.start(f"before-{phase}")
+    wait_until(lambda: False, 0.3)
+    meter.start(phase)
+    t0 = time.perf_counter()
+    action()
+    seconds = time.perf_counter() - t0
+    if until is not None:
+        wait_until(until, timeout)
+    wait_until(lambda: False, settle)
+    meter.start(f"after-{phase}")
+    return round(seconds, 3)
+
+
 def napari_floor(layers: list[tuple[str, object, object]]) -> dict:
-    """What napari itself costs, without the plugin: a fresh viewer holding the same layers as the
-    plugin's viewer had at its second run, less the last result; the largest stall when that
-    result is added (by `viewer.add_image`, on one event-loop turn) and how long `close()` blocks.
-    The plugin's own stalls can only be judged against this floor."""
+    """What napari itself costs for the same actions, without the plugin: a fresh viewer
+    holding the plugin viewer's layers (less the last result); a plain dock, a warning
+    notification, napari-orthogonal-views alone, adding the last result, closing."""
     import napari
+    from napari.utils.notifications import show_warning
+    from qtpy.QtWidgets import QLabel
 
     viewer = napari.Viewer(show=True)
     viewer.window.resize(1600, 1000)
@@ -128,19 +158,134 @@ def napari_floor(layers: list[tuple[str, object, object]]) -> dict:
         getattr(viewer, "add_" + kind.lower())(data, scale=scale)
     wait_until(lambda: False, 1.0)
     meter = StallMeter()
-    meter.start("add")
-    wait_until(lambda: False, 0.3)
-    t0 = time.perf_counter()
-    viewer.add_image(last[1], scale=last[2])
-    add_seconds = time.perf_counter() - t0
-    wait_until(lambda: False, 1.0)
+    calls = {"dock": act(meter, "dock", lambda: viewer.window.add_dock_widget(
+        QLabel("a plain dock"), name="floor")),
+        "notification": act(meter, "notification", lambda: show_warning(
+            "not saved: the folder is not writable; choose another location"))}
+    with contextlib.suppress(ImportError):
+        from napari_orthogonal_views.ortho_view_manager import (
+            hide_orthogonal_views,
+            show_orthogonal_views,
+        )
+
+        calls["3views"] = act(meter, "3views", lambda: show_orthogonal_views(viewer), 3.0)
+        calls["3views-off"] = act(meter, "3views-off", lambda: hide_orthogonal_views(viewer))
+    calls["add"] = act(meter, "add", lambda: viewer.add_image(last[1], scale=last[2]))
+    wait_until(lambda: False, 0.5)
+    meter.start("close")
     t1 = time.perf_counter()
     viewer.close()
     close_seconds = time.perf_counter() - t1
     meter.stop()
-    return {"layers": [k for k, _, _ in layers], "add_call_seconds": round(add_seconds, 3),
-            "add_max_stall_seconds": round(meter.max_gap["add"], 3),
+    return {"layers": [k for k, _, _ in layers], "call_seconds": calls,
+            "max_stall_seconds": {k: round(v, 3) for k, v in meter.max_gap.items()},
+            "stalls_over_100ms": {k: v for k, v in meter.long.items() if v},
+            "add_call_seconds": calls["add"], "add_max_stall_seconds": round(meter.max_gap["add"], 3),
             "close_blocks_seconds": round(close_seconds, 3), "gc_full_collections_seconds": meter.gc_full}
+
+
+def _volume(args: argparse.Namespace) -> tuple:
+    import numpy as np
+    from skimage.transform import resize
+
+    from napari_d3ip.io.volumes import to_unit_range
+    from napari_d3ip.sample_data import load_sample
+
+    vol = load_sample("brain-64")
+    data, _ = to_unit_range(vol)
+    n0 = data.shape[0] // 2 - args.slices // 2
+    data = data[max(n0, 0): max(n0, 0) + args.slices]
+    if data.shape[1] != args.size:
+        data = resize(data, (data.shape[0], args.size, args.size), order=1).astype(np.float32)
+    return data, vol.spacing
+
+
+def _open_and_simulate(viewer, meter: StallMeter, out: dict, args, prior: str):
+    """Plugins → D3IP (timed), then a 15-view CT simulated and the run's settings."""
+    holder: dict = {}
+
+    def open_dock() -> None:
+        holder["dock"], holder["widget"] = viewer.window.add_plugin_dock_widget("napari-d3ip", "D3IP")
+
+    out["calls"]["dock"] = act(meter, "dock", open_dock)
+    w = holder["widget"]
+    dw, rec = w.data, w.reconstruct
+    dw.select_image("brain")
+    dw.kind.setCurrentText("ct")
+    views = dw.control("ct", "n_views") if hasattr(dw, "control") else dw.n_views
+    views.setValue(15)
+    out["calls"]["simulate"] = act(meter, "simulate", dw.simulate, 1.0, lambda: dw.worker is None, 120)
+    rec.prior.set_value(prior)
+    rec.device.setCurrentText("cpu")
+    rec.solver.setCurrentText("dds")
+    rec.adapter.setCurrentText("none")
+    rec.nfe.setValue(args.nfe)
+    rec.show_views.setChecked(bool(args.views))
+    if args.interval is not None:
+        rec.update_interval = args.interval
+    return rec
+
+
+def _first_run(rec, meter: StallMeter, out: dict, folder: Path, profile: str | None) -> None:
+    """Run → Done (timed), then a Save that fails (a notification) and the 3 views on/off."""
+    from napari_d3ip.widgets.state import Phase
+
+    prof = _profile(profile)
+    t0 = time.perf_counter()
+    out["calls"]["run_click"] = act(meter, "run", rec.run.button.click, 1.0,
+                                    lambda: rec.run.state.phase in (Phase.DONE, Phase.FAILED), 900)
+    out["run_seconds"] = round(time.perf_counter() - t0, 2)
+    out["state"] = rec.run.state.text()
+    if prof is not None:
+        prof.disable()
+        prof.dump_stats(profile + ".first")
+    blocker = folder / "not-a-folder"
+    blocker.write_text("a file where Save expects a folder\n")
+    out["calls"]["notification"] = act(meter, "notification",
+                                       lambda: rec.save(blocker / "result.nii.gz"))
+    out["save_status"] = rec.cost.text()
+    if rec.views.views.available:
+        out["calls"]["3views"] = act(meter, "3views", lambda: rec.views.ortho.setChecked(True),
+                                     3.0, rec.views.views.is_shown, 30)
+        out["calls"]["3views-off"] = act(meter, "3views-off",
+                                         lambda: rec.views.ortho.setChecked(False))
+
+
+def _profile(path: str | None):
+    if not path:
+        return None
+    import cProfile
+
+    prof = cProfile.Profile()
+    prof.enable()
+    return prof
+
+
+def _second_run_and_close(viewer, rec, meter: StallMeter, out: dict, args) -> list:
+    """A second, long run; the viewer closed after its first update (timed)."""
+    import numpy as np
+
+    rec.nfe.setValue(max(args.nfe * 50, 200))
+    prof = _profile(args.profile)
+    meter.start("before-second-run")
+    wait_until(lambda: False, 0.3)
+    t2 = time.perf_counter()
+    rec.run.button.click()
+    out["calls"]["second_run_click"] = round(time.perf_counter() - t2, 3)
+    meter.start("second-run")
+    handle = rec.run.handle
+    wait_until(lambda: (rec.ctx is not None and rec.ctx.steps >= 1) or not rec.run.state.running, 600)
+    if prof is not None:
+        prof.disable()
+        prof.dump_stats(args.profile)
+    layers = [(type(layer).__name__, np.asarray(layer.data), layer.scale) for layer in viewer.layers]
+    meter.start("close")
+    t1 = time.perf_counter()
+    viewer.close()
+    out["close_blocks_seconds"] = round(time.perf_counter() - t1, 3)
+    wait_until(lambda: handle is None or handle.stopped.is_set(), 120)
+    out["worker_stopped_after_close_seconds"] = round(time.perf_counter() - t1, 3)
+    return layers
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -157,114 +302,49 @@ def main(argv: list[str] | None = None) -> dict:
                          "second (FILE)")
     args = ap.parse_args(argv)
     os.environ.setdefault("NAPARI_D3IP_CONFIG_DIR", tempfile.mkdtemp(prefix="d3ip-stall-"))
-
     import napari
-    import numpy as np
-    from skimage.transform import resize
 
-    from napari_d3ip.io.volumes import to_unit_range
-    from napari_d3ip.sample_data import load_sample
-    from napari_d3ip.widgets.data_widget import DataWidget
-    from napari_d3ip.widgets.reconstruct_widget import ReconstructWidget
-    from napari_d3ip.widgets.state import Phase
+    from napari_d3ip.widgets import gc_hold
 
     tmp = Path(tempfile.mkdtemp(prefix="d3ip-stall-"))
     prior = args.prior or str(tiny_prior(tmp, args.size))
-    vol = load_sample("brain-64")
-    data, _ = to_unit_range(vol)
-    n0 = data.shape[0] // 2 - args.slices // 2
-    data = data[max(n0, 0): max(n0, 0) + args.slices]
-    if data.shape[1] != args.size:
-        data = resize(data, (data.shape[0], args.size, args.size), order=1).astype(np.float32)
-
+    data, spacing = _volume(args)
     viewer = napari.Viewer(show=True)
     viewer.window.resize(1600, 1000)
-    viewer.add_image(data * 1000.0, name="brain", scale=vol.spacing)
-    dw = DataWidget(viewer)
-    viewer.window.add_dock_widget(dw, name="D3IP: Data")
-    rec = ReconstructWidget(viewer)
-    viewer.window.add_dock_widget(rec, name="D3IP: Reconstruct")
-    dw.select_image("brain")
-    dw.kind.setCurrentText("ct")
-    dw.n_views.setValue(15)
-    dw.simulate()
-    wait_until(lambda: dw.worker is None, 120)
-    rec.prior.set_value(prior)
-    rec.device.setCurrentText("cpu")
-    rec.solver.setCurrentText("dds")
-    rec.adapter.setCurrentText("none")
-    rec.nfe.setValue(args.nfe)
-    rec.show_views.setChecked(bool(args.views))
-    if args.interval is not None:
-        rec.update_interval = args.interval
-
+    viewer.add_image(data * 1000.0, name="brain", scale=spacing)
     meter = StallMeter()
     meter.start("idle")
     wait_until(lambda: False, 1.0)
-
-    prof = None
-    if args.profile:
-        import cProfile
-
-        prof = cProfile.Profile()
-        prof.enable()
-    t0 = time.perf_counter()
-    rec.run.button.click()  # synchronous: builds the result layer (and views if asked)
-    click_seconds = time.perf_counter() - t0
-    meter.start("run")
-    wait_until(lambda: rec.run.state.phase in (Phase.DONE, Phase.FAILED), 900)
-    run_seconds = time.perf_counter() - t0
-    state = rec.run.state.text()
-    if prof is not None:
-        prof.disable()
-        prof.dump_stats(args.profile + ".first")
-    meter.start("after-run")
+    out: dict = {"volume": [int(s) for s in data.shape], "prior": Path(prior).stem, "nfe": args.nfe,
+                 "views": bool(args.views), "gc_hold": gc_hold.enabled(), "calls": {}}
+    rec = _open_and_simulate(viewer, meter, out, args, prior)
+    meter.start("idle")
     wait_until(lambda: False, 1.0)
-
-    # a second run, closed mid-run
-    rec.nfe.setValue(max(args.nfe * 50, 200))
-    prof = None
-    if args.profile:
-        import cProfile
-
-        prof = cProfile.Profile()
-        prof.enable()
-    t2 = time.perf_counter()
-    rec.run.button.click()
-    click2_seconds = time.perf_counter() - t2
-    meter.start("second-run")
-    handle = rec.run.handle
-    wait_until(lambda: rec.ctx is not None and rec.ctx.steps >= 1, 600)
-    if prof is not None:
-        prof.disable()
-        prof.dump_stats(args.profile)
-    layers = [(type(layer).__name__, np.asarray(layer.data), layer.scale) for layer in viewer.layers]
-    meter.start("close")
-    t1 = time.perf_counter()
-    viewer.close()
-    close_seconds = time.perf_counter() - t1
-    wait_until(lambda: handle is None or handle.stopped.is_set(), 120)
-    stopped_seconds = time.perf_counter() - t1
+    _first_run(rec, meter, out, tmp, args.profile)
+    layers = _second_run_and_close(viewer, rec, meter, out, args)
     meter.stop()
-    floor = napari_floor(layers)
-
-    out = {
-        "volume": [int(s) for s in data.shape], "prior": Path(prior).stem, "nfe": args.nfe,
-        "views": bool(args.views), "run_seconds": round(run_seconds, 2), "state": state,
-        "run_click_seconds": round(click_seconds, 3),
-        "second_run_click_seconds": round(click2_seconds, 3),
+    quiet = [k for k in meter.max_gap if k.startswith(("before-", "after-"))]
+    out["between_actions_max_stall_seconds"] = {k: round(meter.max_gap.pop(k), 3) for k in quiet}
+    for k in quiet:
+        meter.long.pop(k, None)
+    out.update({
         "max_stall_seconds": {k: round(v, 3) for k, v in meter.max_gap.items()},
-        "stalls_over_100ms": meter.long,
-        "gc_full_collections_seconds": meter.gc_full,
-        "close_blocks_seconds": round(close_seconds, 3),
-        "worker_stopped_after_close_seconds": round(stopped_seconds, 3),
-        "napari_alone": floor,
+        "stalls_over_100ms": meter.long, "gc_full_collections_seconds": meter.gc_full,
+        "napari_alone": napari_floor(layers), "cpu": _cpu(),
         "QT_QPA_PLATFORM": os.environ.get("QT_QPA_PLATFORM", ""),
-    }
+        "load_average": [round(x, 2) for x in os.getloadavg()]})
     print(json.dumps(out, indent=2))
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
     return out
+
+
+def _cpu() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return ""
 
 
 if __name__ == "__main__":

@@ -21,6 +21,12 @@ that layer's GPU resources at once (a fix for some Windows OpenGL drivers). `wat
 a run and `refreeze()` on the next turn of the event loop, so that collection walks the whole
 heap as napari means it to (and a closing viewer, which removes every layer, costs what it
 costs without the plugin).
+
+Still needed, measured after the run lifecycle moved to `run_controller` (2026-12-02,
+`benchmarks/gui_stall.py`, docs/gui.md "Stalls"): with it off, every one of eight runs had a full
+collection of 0.27-0.50 s while Simulate added its layers, none of nine with it on. It stays on
+by default; `NAPARI_D3IP_GC_HOLD=0` turns it off (e.g. to measure it again, or where another
+part of the process needs `gc.freeze()` for itself).
 """
 
 from __future__ import annotations

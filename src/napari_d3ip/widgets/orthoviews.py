@@ -166,12 +166,15 @@ def volume_affine(layer: Any) -> np.ndarray | None:
     return a
 
 
-def set_view_labels(model: Any, texts: dict[str, str]) -> None:
-    """The title and the four direction letters of one view (napari canvas text overlays)."""
+def set_view_labels(model: Any, texts: dict[str, str], keys: Any = None) -> None:
+    """The title and the four direction letters of one view (napari canvas text overlays);
+    only those of `keys` when given (each new overlay builds a vispy visual: one at a time)."""
     from napari.components.overlays import TextOverlay
 
     overlays = model.canvas.overlays
     for key, position in _OVERLAYS.items():
+        if keys is not None and key not in keys:
+            continue
         name = f"d3ip_{key}"
         text = texts.get(key, "")
         if name in overlays:
@@ -225,7 +228,8 @@ class AnatomicalDisplay:
         plan = self._plan()
         if plan is None:
             return []
-        return [self._apply_main, *(partial(self._apply_extra, i) for i in range(len(plan[2])))]
+        return [self._apply_main, *(partial(self._apply_extra, i, part) for part in (None, *_OVERLAYS)
+                                    for i in range(len(plan[2])))]
 
     def _plan(self) -> tuple | None:
         """(main order, its geometry, [(extra view widget, its order, its geometry)])."""
@@ -259,20 +263,27 @@ class AnatomicalDisplay:
         dims.order = main
         _orient(self.viewer, g)
 
-    def _apply_extra(self, i: int) -> None:
+    def _apply_extra(self, i: int, label: str | None) -> None:
+        """Extra view `i`: its order and camera (`label` None), or one of its labels."""
         plan = self._plan()
         if plan is None or i >= len(plan[2]):
             return
         w, full, eg = plan[2][i]
         vm = w.vm_container.viewer_model
-        vm.dims.order = full
-        _orient(vm, eg)
+        if label is None:
+            vm.dims.order = full
+            camera_of(vm).orientation2d = (eg.vertical, eg.horizontal)
+        else:
+            set_view_labels(vm, _texts(eg), keys=(label,))
+
+
+def _texts(g: Any) -> dict[str, str]:
+    return {"title": g.title, "top": g.top, "bottom": g.bottom, "left": g.left, "right": g.right}
 
 
 def _orient(model: Any, g: Any) -> None:
     camera_of(model).orientation2d = (g.vertical, g.horizontal)
-    set_view_labels(model, {"title": g.title, "top": g.top, "bottom": g.bottom,
-                            "left": g.left, "right": g.right})
+    set_view_labels(model, _texts(g))
 
 
 class ViewControls(QWidget):
