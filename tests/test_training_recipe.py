@@ -150,8 +150,9 @@ def test_gpu_training_script_runs_on_cpu_with_a_tiny_step_count(tmp_path):
     out = tmp_path / "gpu"
     assert mod.main(["--out", str(out), "--device", "cpu", "--steps", "2", "--channels", "8",
                      "--batch", "2", "--size", "32", "--bf16", "off", "--min-snr-gamma", "0"]) == 0
-    prior = load_prior(out / "ellipses-64-gpu.safetensors")
+    prior = load_prior(out / "organic-64-gpu.safetensors")
     assert prior.net.config.prediction == "v" and prior.card["training"]["steps"] == 2
+    assert prior.card["training"]["phantoms"]["family"] == "organic"
     assert prior.card["training"]["recipe"]["beta2"] == 0.99
     assert prior.card["training"]["recipe"]["min_snr_gamma"] == 0.0
 

@@ -22,7 +22,7 @@ from pathlib import Path
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=Path("training/runs/gpu-v64"))
-    ap.add_argument("--name", default="ellipses-64-gpu")
+    ap.add_argument("--name", default="organic-64-gpu")
     ap.add_argument("--minutes", type=float, default=7.0, help="time budget (wall time on the GPU)")
     ap.add_argument("--steps", type=int, default=1_000_000, help="step cap (tests use a handful)")
     ap.add_argument("--channels", type=int, default=64)
@@ -34,6 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", type=int, default=64)
     ap.add_argument("--device", default="cuda", choices=["auto", "cpu", "cuda"])
     ap.add_argument("--bf16", default="auto", choices=["auto", "on", "off"])
+    ap.add_argument("--phantoms", default="organic", choices=["organic", "ellipses"],
+                    help="phantom family (organic: the family that won the CPU pilot on real anatomy)")
     ap.add_argument("--resume", action="store_true")
     args = ap.parse_args(argv)
 
@@ -51,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     cfg = TrainConfig.from_recipe(
         "v-minsnr", out=str(args.out), name=args.name, size=args.size, channels=args.channels,
         batch=args.batch, lr=args.lr, min_snr_gamma=args.min_snr_gamma, steps=args.steps, budget_minutes=args.minutes,
-        device=args.device, bf16=args.bf16, checkpoint_minutes=2.0, val_every=0, warmup=500)
+        device=args.device, bf16=args.bf16, checkpoint_minutes=2.0, val_every=0, warmup=500,
+        phantoms=args.phantoms)
     command = "python training/train_gpu.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     trainer = Trainer(cfg, resume=args.resume, command=command)
     trainer.run(progress=sys.stderr.isatty())
