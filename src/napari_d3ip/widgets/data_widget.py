@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -51,6 +52,9 @@ class DataWidget(QWidget):
 
     def __init__(self, napari_viewer: Any, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self._pending: list = []  # measurement layers still to add (one per event-loop turn)
+        self._prepared: Prepared | None = None
+        self._worker_done = False
         self.viewer = napari_viewer
         from ..operators import get_kind, kind_names
         from ..operators.kinds import NOISE
@@ -211,11 +215,27 @@ class DataWidget(QWidget):
         return w
 
     def _on_prepared(self, p: Prepared) -> None:
+        """Add the measurement's layers one per turn of the event loop: each napari add (and
+        the views' display for it) costs a redraw, and the window repaints in between."""
         self.added = []
-        for data, kwargs, kind in napari_layers.measurement_layers(p.measurement, p.name, p.pinv):
-            self.added.append(getattr(self.viewer, f"add_{kind}")(data, **kwargs))
+        self._pending = list(napari_layers.measurement_layers(p.measurement, p.name, p.pinv))
+        self._prepared = p
+        self._add_next()
+
+    def _add_next(self) -> None:
+        if self._pending:
+            data, kwargs, kind = self._pending.pop(0)
+            try:
+                self.added.append(getattr(self.viewer, f"add_{kind}")(data, **kwargs))
+                QTimer.singleShot(0, self._add_next)
+            except RuntimeError:  # the dock or the viewer was closed in between: stop adding
+                self._pending = []
+            return
+        p, self._prepared = self._prepared, None
         self._busy(False, f"added {napari_layers.describe(p.measurement)} of {p.name}: "
                           f"{', '.join(ly.name for ly in self.added)}")
+        if self._worker_done:
+            self._finish_worker()
 
     def _on_error(self, exc: Exception) -> None:
         self._busy(False, f"⚠ {error_text(exc)}")
@@ -223,6 +243,13 @@ class DataWidget(QWidget):
         self.status.setStyleSheet("color: #e0505a")
 
     def _on_finished(self) -> None:
+        # the worker's thread is done; it counts as finished once its layers are all added
+        self._worker_done = True
+        if self._prepared is None:
+            self._finish_worker()
+
+    def _finish_worker(self) -> None:
+        self._worker_done = False
         self.worker = None
         self.simulate_btn.setEnabled(True)
         self.open_btn.setEnabled(True)
