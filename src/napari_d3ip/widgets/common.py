@@ -107,16 +107,25 @@ class PriorPicker(QWidget):
             self.set_value(path)
 
 
-def scrolling_layout(widget: QWidget) -> tuple[QScrollArea, QVBoxLayout]:
-    """Give `widget` a vertical scroll area filling it; returns (scroll area, layout inside),
-    so a dock fits a 1000-pixel-high screen whatever its sections."""
-    outer = QVBoxLayout(widget)
-    outer.setContentsMargins(0, 0, 0, 0)
+def scroll_area(flush: bool = True) -> tuple[QScrollArea, QVBoxLayout]:
+    """A frameless, vertical-only scroll area and the layout inside it (margin-free if `flush`)."""
     scroll = QScrollArea()
     scroll.setWidgetResizable(True)
     scroll.setFrameShape(QFrame.Shape.NoFrame)
     scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
     content = QWidget()
     scroll.setWidget(content)
+    lay = QVBoxLayout(content)
+    if flush:
+        lay.setContentsMargins(0, 0, 0, 0)
+    return scroll, lay
+
+
+def scrolling_layout(widget: QWidget) -> tuple[QScrollArea, QVBoxLayout]:
+    """Give `widget` a vertical scroll area filling it; returns (scroll area, layout inside),
+    so a dock fits a 1000-pixel-high screen whatever its sections."""
+    outer = QVBoxLayout(widget)
+    outer.setContentsMargins(0, 0, 0, 0)
+    scroll, lay = scroll_area(flush=False)
     outer.addWidget(scroll)
-    return scroll, QVBoxLayout(content)
+    return scroll, lay

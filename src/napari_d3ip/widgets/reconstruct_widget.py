@@ -27,13 +27,11 @@ from qtpy.QtWidgets import (
     QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
-    QFrame,
     QHBoxLayout,
     QLabel,
     QLineEdit,
     QMessageBox,
     QPushButton,
-    QScrollArea,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -42,7 +40,7 @@ from qtpy.QtWidgets import (
 from .. import _layers as napari_layers
 from ..config import RunConfig, Spec, specs
 from ..methods import get_method
-from .common import PriorPicker, available_devices, error_text, shipped
+from .common import PriorPicker, available_devices, error_text, scroll_area, shipped
 from .guard import ADMM_TV, ADMM_TV_SETTINGS, CUSTOM, applies, plain_refusal, preset_choices, run_label
 from .orthoviews import ViewControls
 from .plot import LivePlot
@@ -202,7 +200,7 @@ class ReconstructWidget(QWidget):
         outer.setContentsMargins(4, 4, 4, 4)
         outer.addLayout(self._make_form())
         outer.addWidget(self._make_run_section())
-        self.scroll, lay = _scroll_area()
+        self.scroll, lay = scroll_area()
         outer.addWidget(self.scroll, 1)
         self.advanced = self._make_advanced()
         lay.addWidget(self.advanced)
@@ -855,18 +853,6 @@ def prior_scale_warning(cfg: RunConfig, m: Any) -> str:
     except Exception:  # a broken prior is reported by the run itself
         return ""
 
-
-def _scroll_area() -> tuple[QScrollArea, QVBoxLayout]:
-    """A vertical-only scroll area and the layout inside it."""
-    scroll = QScrollArea()
-    scroll.setWidgetResizable(True)
-    scroll.setFrameShape(QFrame.Shape.NoFrame)
-    scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-    content = QWidget()
-    scroll.setWidget(content)
-    lay = QVBoxLayout(content)
-    lay.setContentsMargins(0, 0, 0, 0)
-    return scroll, lay
 
 
 def start_folder(viewer: Any, layer: Any) -> Path:
