@@ -9,8 +9,6 @@ Order (nothing big is read before every check has passed): options -> selected r
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +16,8 @@ from typing import Any
 import numpy as np
 
 from ..measurements import MeasurementError, claimed_bytes
-from . import OpenOptions, check_options, slice_range, tomo
+from . import MeasurementFormat, OpenOptions, check_options, slice_range, tomo
+from ._hdf5 import open_h5
 
 CT_OPTIONS = ("slices", "views", "center", "binning")
 
@@ -68,17 +67,18 @@ def link_problems(f: Any, paths: list[str]) -> list[str]:
     return out
 
 
-@contextlib.contextmanager
-def open_file(path: Path, fmt: str) -> Iterator[Any]:
-    """The file opened read-only; errors name the file and the format."""
-    import h5py
+def open_file(path: Path, fmt: str):
+    """The file opened read-only; errors name the file. Its links are checked by the format
+    (`link_problems`: the datasets it reads, soft links allowed)."""
+    return open_h5(path, fmt, check_links=False)
 
-    try:
-        f = h5py.File(path, "r")
-    except OSError as e:
-        raise MeasurementError(f"{path}: cannot open as HDF5 ({e})") from e
-    with f:
-        yield f
+
+def scan_format(name: str, description: str, sniff, layout) -> MeasurementFormat:
+    """A parallel-beam CT format from its `layout(path) -> Scan`: reading and describing are
+    the same for every such format."""
+    return MeasurementFormat(name=name, description=description, sniff=sniff,
+                             open=lambda path, options: read_scan(layout(Path(path)), options),
+                             inspect=lambda path, options: describe_scan(layout(Path(path)), options))
 
 
 def fail(scan_path: Path, fmt: str, problems: list[str]) -> None:

@@ -17,9 +17,17 @@ from typing import Any
 
 import numpy as np
 
-from . import MeasurementFormat, OpenOptions, tomo
+from . import tomo
 from ._hdf5 import attr_text, sniffer
-from ._tomo_scan import Scan, check_angles, describe_scan, fail, link_problems, numeric_problem, open_file, read_scan
+from ._tomo_scan import (
+    Scan,
+    check_angles,
+    fail,
+    link_problems,
+    numeric_problem,
+    open_file,
+    scan_format,
+)
 
 NAME = "Data Exchange"
 DATA, WHITE, DARK, THETA = "/exchange/data", "/exchange/data_white", "/exchange/data_dark", \
@@ -110,19 +118,10 @@ def layout(path: Path) -> Scan:
                     (int(rc[0]), int(rc[1])), pixel, notes)
 
 
-def _open(path: Path, options: OpenOptions) -> Any:
-    return read_scan(layout(Path(path)), options)
-
-
-def _inspect(path: Path, options: OpenOptions) -> dict[str, Any]:
-    return describe_scan(layout(Path(path)), options)
-
-
-FORMAT = MeasurementFormat(
+FORMAT = scan_format(
     name="dxchange",
     description="Data Exchange HDF5 parallel-beam CT (/exchange/data, data_white, data_dark, "
                 "theta)",
     sniff=sniffer(_is_dxchange),
-    open=_open,
-    inspect=_inspect,
+    layout=layout,
 )

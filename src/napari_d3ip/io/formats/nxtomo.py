@@ -17,9 +17,17 @@ from typing import Any
 
 import numpy as np
 
-from . import MeasurementFormat, OpenOptions, tomo
+from . import tomo
 from ._hdf5 import attr_text, dataset_text, sniffer
-from ._tomo_scan import Scan, check_angles, describe_scan, fail, link_problems, numeric_problem, open_file, read_scan
+from ._tomo_scan import (
+    Scan,
+    check_angles,
+    fail,
+    link_problems,
+    numeric_problem,
+    open_file,
+    scan_format,
+)
 
 NAME = "NXtomo"
 
@@ -163,19 +171,10 @@ def layout(path: Path) -> Scan:
                     (int(data.shape[1]), int(data.shape[2])), pixel, notes)
 
 
-def _open(path: Path, options: OpenOptions) -> Any:
-    return read_scan(layout(Path(path)), options)
-
-
-def _inspect(path: Path, options: OpenOptions) -> dict[str, Any]:
-    return describe_scan(layout(Path(path)), options)
-
-
-FORMAT = MeasurementFormat(
+FORMAT = scan_format(
     name="nxtomo",
     description="NeXus NXtomo parallel-beam CT (detector data + image_key, sample "
                 "rotation_angle)",
     sniff=sniffer(lambda f: find_entry(f) is not None),
-    open=_open,
-    inspect=_inspect,
+    layout=layout,
 )
