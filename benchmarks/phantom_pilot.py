@@ -29,6 +29,15 @@ VOLUMES = ("brain-64", "heldout-epi")
 METHODS = {"dds": "{base}-dds", "d3ip-study": "{base}-study"}
 
 
+def measurements(tasks: list[str], slices: int):
+    """(volume, task name, task, measurement) of every volume and task, simulated alike (seed 0)."""
+    for vol_name in VOLUMES:
+        vol = load_volume(vol_name, slices)
+        for task_name in tasks:
+            task = TASKS[task_name]
+            yield vol_name, task_name, task, simulate_task(vol, task, seed=0)
+
+
 def evaluate(prior_arg: str, tasks: list[str], slices: int, nfe: int) -> list[dict]:
     """Per-slice-mean PSNR / SSIM of DDS and D3IP with one prior on every volume and task."""
     from napari_d3ip.config import from_preset
@@ -37,22 +46,18 @@ def evaluate(prior_arg: str, tasks: list[str], slices: int, nfe: int) -> list[di
 
     prior = load_prior(prior_arg, "cpu")
     rows = []
-    for vol_name in VOLUMES:
-        vol = load_volume(vol_name, slices)
-        for task_name in tasks:
-            task = TASKS[task_name]
-            m = simulate_task(vol, task, seed=0)
-            for method, preset in METHODS.items():
-                budget = {"k_slices": 4, "adapt_iters": 5} if method != "dds" else {}
-                cfg = from_preset(preset.format(base=task.preset), nfe=nfe, device="cpu", seed=0,
-                                  batch_slices=slices, **budget)
-                t0 = time.perf_counter()
-                r = run(m, cfg, prior)
-                rows.append({"prior": prior.name, "steps": prior.card.get("training", {}).get("steps"),
-                             "volume": vol_name, "task": task_name, "method": method,
-                             "psnr": round(r.metrics["psnr"], 2), "ssim": round(r.metrics["ssim"], 3),
-                             "seconds": round(time.perf_counter() - t0, 1)})
-                print(rows[-1], flush=True)
+    for vol_name, task_name, task, m in measurements(tasks, slices):
+        for method, preset in METHODS.items():
+            budget = {"k_slices": 4, "adapt_iters": 5} if method != "dds" else {}
+            cfg = from_preset(preset.format(base=task.preset), nfe=nfe, device="cpu", seed=0,
+                              batch_slices=slices, **budget)
+            t0 = time.perf_counter()
+            r = run(m, cfg, prior)
+            rows.append({"prior": prior.name, "steps": prior.card.get("training", {}).get("steps"),
+                         "volume": vol_name, "task": task_name, "method": method,
+                         "psnr": round(r.metrics["psnr"], 2), "ssim": round(r.metrics["ssim"], 3),
+                         "seconds": round(time.perf_counter() - t0, 1)})
+            print(rows[-1], flush=True)
     return rows
 
 
@@ -62,15 +67,11 @@ def admm_tv_rows(tasks: list[str], slices: int) -> list[dict]:
     from napari_d3ip.pipeline import run
 
     rows = []
-    for vol_name in VOLUMES:
-        vol = load_volume(vol_name, slices)
-        for task_name in tasks:
-            task = TASKS[task_name]
-            m = simulate_task(vol, task, seed=0)
-            r = run(m, from_preset(RECOMMENDED_PRESET[task.kind], device="cpu"))
-            rows.append({"prior": "(none)", "steps": None, "volume": vol_name, "task": task_name,
-                         "method": "admm-tv", "psnr": round(r.metrics["psnr"], 2),
-                         "ssim": round(r.metrics["ssim"], 3), "seconds": None})
+    for vol_name, task_name, task, m in measurements(tasks, slices):
+        r = run(m, from_preset(RECOMMENDED_PRESET[task.kind], device="cpu"))
+        rows.append({"prior": "(none)", "steps": None, "volume": vol_name, "task": task_name,
+                     "method": "admm-tv", "psnr": round(r.metrics["psnr"], 2),
+                     "ssim": round(r.metrics["ssim"], 3), "seconds": None})
     return rows
 
 
