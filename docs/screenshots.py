@@ -61,6 +61,11 @@ def main(argv: list[str] | None = None) -> int:
     code = 1
     try:
         code = _render(args, out)
+    except BaseException:  # os._exit below skips the interpreter's own report: print it here
+        import traceback
+
+        traceback.print_exc()
+        raise
     finally:
         sys.stdout.flush()
         sys.stderr.flush()
@@ -88,7 +93,7 @@ def _render(args: argparse.Namespace, out: Path) -> int:
 
     data.select_image("brain-64")
     data.kind.setCurrentText("ct")
-    data.n_views.setValue(15)
+    data.control("ct", "n_views").setValue(15)
     data.noise.setValue(0.01)
     data.seed.setValue(0)
     data.simulate()
