@@ -6,7 +6,8 @@ that is the longest time the window could not repaint or react. Each action belo
 (the largest gap from the action until the window has settled), after a quiet moment of its
 own; ``idle`` is how much this (shared) machine alone delays the GUI thread:
 
-* ``dock``: Plugins → D3IP (``viewer.window.add_plugin_dock_widget``: the one dock, both steps);
+* ``dock``: Plugins → D3IP (``viewer.window.add_plugin_dock_widget``: the one dock) until both
+  steps are built, in a session that has not imported torch yet (the plugin's first use);
 * ``simulate``: Simulate (15-view CT) until its three layers are in and the dock is on step 2;
 * ``run``: the Run click and what follows until Done (the result layer is staged and added);
   ``run_click_seconds`` times the click's own handler;
@@ -20,6 +21,7 @@ own; ``idle`` is how much this (shared) machine alone delays the GUI thread:
 napari's floor for the same actions (``napari_alone``): a fresh viewer holding the same layers,
 without the plugin: a plain dock (a QLabel), ``show_warning``, napari-orthogonal-views' own
 ``show_orthogonal_views`` / ``hide_orthogonal_views``, ``viewer.add_image`` of the last result,
+one canvas text overlay (``label``: what each view title or direction letter costs),
 ``close()``. The plugin's own share of a stall is its excess over that floor.
 
 Every full (generation-2) pass of Python's cyclic garbage collector is recorded with its phase
@@ -171,6 +173,14 @@ def napari_floor(layers: list[tuple[str, object, object]]) -> dict:
         calls["3views"] = act(meter, "3views", lambda: show_orthogonal_views(viewer), 3.0)
         calls["3views-off"] = act(meter, "3views-off", lambda: hide_orthogonal_views(viewer))
     calls["add"] = act(meter, "add", lambda: viewer.add_image(last[1], scale=last[2]))
+
+    def label() -> None:  # one canvas text overlay, as each title or direction letter is
+        from napari.components.overlays import TextOverlay
+
+        viewer.canvas.overlays["floor_label"] = TextOverlay(text="A", position="top_center",
+                                                            visible=True, font_size=12)
+
+    calls["label"] = act(meter, "label", label)
     wait_until(lambda: False, 0.5)
     meter.start("close")
     t1 = time.perf_counter()
@@ -200,15 +210,23 @@ def _volume(args: argparse.Namespace) -> tuple:
     return data, vol.spacing
 
 
-def _open_and_simulate(viewer, meter: StallMeter, out: dict, args, prior: str):
-    """Plugins → D3IP (timed), then a 15-view CT simulated and the run's settings."""
+def _open_dock(viewer, meter: StallMeter, out: dict):
+    """Plugins → D3IP (timed) until both steps are built; torch not yet imported, as in a
+    napari session where the plugin is first used (it is then imported off the GUI thread)."""
     holder: dict = {}
 
     def open_dock() -> None:
         holder["dock"], holder["widget"] = viewer.window.add_plugin_dock_widget("napari-d3ip", "D3IP")
 
-    out["calls"]["dock"] = act(meter, "dock", open_dock)
-    w = holder["widget"]
+    out["torch_loaded_before_dock"] = "torch" in sys.modules
+    t0 = time.perf_counter()
+    out["calls"]["dock"] = act(meter, "dock", open_dock, 1.0, lambda: holder["widget"].ready, 120)
+    out["dock_ready_seconds"] = round(time.perf_counter() - t0, 2)
+    return holder["widget"]
+
+
+def _simulate(w, meter: StallMeter, out: dict, args, prior: str):
+    """A 15-view CT simulated (timed), then the run's settings."""
     dw, rec = w.data, w.reconstruct
     dw.select_image("brain")
     dw.kind.setCurrentText("ct")
@@ -307,7 +325,6 @@ def main(argv: list[str] | None = None) -> dict:
     from napari_d3ip.widgets import gc_hold
 
     tmp = Path(tempfile.mkdtemp(prefix="d3ip-stall-"))
-    prior = args.prior or str(tiny_prior(tmp, args.size))
     data, spacing = _volume(args)
     viewer = napari.Viewer(show=True)
     viewer.window.resize(1600, 1000)
@@ -315,9 +332,12 @@ def main(argv: list[str] | None = None) -> dict:
     meter = StallMeter()
     meter.start("idle")
     wait_until(lambda: False, 1.0)
-    out: dict = {"volume": [int(s) for s in data.shape], "prior": Path(prior).stem, "nfe": args.nfe,
+    out: dict = {"volume": [int(s) for s in data.shape], "nfe": args.nfe,
                  "views": bool(args.views), "gc_hold": gc_hold.enabled(), "calls": {}}
-    rec = _open_and_simulate(viewer, meter, out, args, prior)
+    flow = _open_dock(viewer, meter, out)
+    prior = args.prior or str(tiny_prior(tmp, args.size))
+    out["prior"] = Path(prior).stem
+    rec = _simulate(flow, meter, out, args, prior)
     meter.start("idle")
     wait_until(lambda: False, 1.0)
     _first_run(rec, meter, out, tmp, args.profile)

@@ -89,6 +89,7 @@ def _render(args: argparse.Namespace, out: Path) -> int:
     viewer.window.set_geometry(0, 0, 1600, 1000)
     viewer.open_sample("napari-d3ip", "brain-64")
     _, flow = viewer.window.add_plugin_dock_widget("napari-d3ip", "D3IP")
+    _wait(app, lambda: flow.ready, 120, "the dock's two steps")
     data, rec = flow.data, flow.reconstruct
 
     data.select_image("brain-64")

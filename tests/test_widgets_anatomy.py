@@ -60,8 +60,10 @@ def test_marker_lands_in_the_radiological_quadrant(make_napari_viewer_proxy, qtb
     viewer.window.add_dock_widget(c)
     (layer,) = viewer.open(str(_nifti(tmp_path, name)), plugin="napari-d3ip")
     layer.colormap = "red"
-    # set as soon as the volume is opened: axial title and letters, short slider labels
+    # set as soon as the volume is opened (one label per turn of the event loop, so that no
+    # turn stalls the window): axial title and letters, short slider labels
     titles = viewer.canvas.overlays
+    qtbot.waitUntil(lambda: "d3ip_right" in titles, timeout=5000)
     assert titles["d3ip_title"].text.startswith("Axial")
     assert {titles[f"d3ip_{k}"].text for k in ("top", "bottom", "left", "right")} == \
         {"A", "P", "R", "L"}

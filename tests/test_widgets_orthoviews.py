@@ -64,9 +64,42 @@ def test_orthogonal_views_show_the_live_result(make_napari_viewer_proxy, qtbot, 
         assert result.name in names, names
         copy = vm.layers[result.name]
         np.testing.assert_array_equal(copy.data, result.data)  # kept in sync with the run
-    # the two extra views show the other two planes of the volume
-    orders = sorted(tuple(vm.dims.order) for vm in models)
-    assert orders[0] != orders[1] and all(o != (0, 1, 2) for o in orders)
+    # the two extra views show the other two planes of the volume (the display is applied one
+    # step per turn of the event loop after each layer arrives)
+    def other_planes() -> bool:
+        orders = sorted(tuple(vm.dims.order) for vm in models)
+        return orders[0] != orders[1] and all(o != (0, 1, 2) for o in orders)
+
+    qtbot.waitUntil(other_planes, timeout=5000)
     assert rec.views.ortho.isChecked()
     rec.views.ortho.setChecked(False)
     qtbot.waitUntil(lambda: not views.is_shown(), timeout=10000)
+
+
+def test_one_per_turn_runs_steps_in_order_on_separate_turns_and_stops_with_its_owner(qtbot):
+    import time
+
+    from qtpy.QtCore import QCoreApplication, QEvent
+    from qtpy.QtWidgets import QWidget
+
+    from napari_d3ip.widgets.common import TURN_MS, one_per_turn
+
+    owner = QWidget()
+    ran: list[tuple[int, float]] = []
+    one_per_turn(owner, [lambda i=i: ran.append((i, time.perf_counter())) for i in range(3)])
+    assert ran == []  # nothing in the caller's turn
+    qtbot.waitUntil(lambda: len(ran) == 3, timeout=2000)
+    assert [i for i, _ in ran] == [0, 1, 2]
+    # a timer interval apart, so that the event loop paints and takes input in between
+    assert all(b - a >= 0.9 * TURN_MS / 1000 for (_, a), (_, b) in zip(ran, ran[1:]))
+    # a step that fails because a view is gone does not stop the rest
+    done: list[int] = []
+    one_per_turn(owner, [lambda: (_ for _ in ()).throw(RuntimeError("gone")), lambda: done.append(1)])
+    qtbot.waitUntil(lambda: done == [1], timeout=2000)
+    # once the owner is deleted, nothing more runs
+    done.clear()
+    one_per_turn(owner, [lambda: done.append(0), lambda: done.append(1)])
+    owner.deleteLater()
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)  # deleted now
+    qtbot.wait(10 * TURN_MS)
+    assert done == []

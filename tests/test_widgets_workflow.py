@@ -35,6 +35,7 @@ def test_one_dock_fits_1600x1000(make_napari_viewer_proxy, qtbot):
     vol = np.random.default_rng(0).random((8, 32, 32)).astype(np.float32)
     viewer.add_image(vol, name="vol", metadata={L.AFFINE: np.diag([2.0, 1.0, 1.0, 1.0])})
     _, flow = viewer.window.add_plugin_dock_widget("napari-d3ip", "D3IP")
+    qtbot.waitUntil(lambda: flow.ready, timeout=TIMEOUT)  # the steps are built turn by turn
     flow.data.select_image("vol")
     flow.data.kind.setCurrentText("ct")
     flow.data.control("ct", "n_views").setValue(8)
@@ -59,3 +60,50 @@ def test_one_dock_fits_1600x1000(make_napari_viewer_proxy, qtbot):
             assert right <= flow.width() + 1, (chain, right, flow.width())
     assert isinstance(rec.scroll, QScrollArea)  # Advanced, the views and the plot below
     rec.run.shutdown()
+
+
+def test_the_dock_opens_at_once_and_builds_its_steps_on_later_turns(make_napari_viewer_proxy, qtbot):
+    from qtpy.QtWidgets import QLabel
+
+    from napari_d3ip.widgets.workflow import WorkflowWidget
+
+    viewer = make_napari_viewer_proxy()
+    flow = WorkflowWidget(viewer)
+    # nothing heavy in the caller's turn: both tabs wait, named as before
+    assert not flow.ready and flow.data is None and flow.reconstruct is None
+    assert [flow.tabs.tabText(i) for i in range(2)] == ["1 Data", "2 Reconstruct"]
+    assert all(isinstance(flow.tabs.widget(i), QLabel) for i in range(2))
+    qtbot.waitUntil(lambda: flow.ready, timeout=TIMEOUT)
+    assert flow.tabs.widget(0) is flow.data and flow.tabs.widget(1) is flow.reconstruct
+    assert flow.tabs.currentIndex() == 0 and "simulate" in flow.tabs.tabToolTip(0)
+
+
+def test_libraries_not_yet_loaded_are_imported_off_the_gui_thread(make_napari_viewer_proxy, qtbot,
+                                                                   monkeypatch):
+    import threading
+
+    from napari_d3ip.widgets import workflow
+
+    threads = []
+    monkeypatch.setattr(workflow, "libraries_loaded", lambda: False)
+    monkeypatch.setattr(workflow, "_import_libraries",
+                        lambda: threads.append(threading.current_thread()))
+    flow = workflow.WorkflowWidget(make_napari_viewer_proxy())
+    qtbot.waitUntil(lambda: flow.ready, timeout=TIMEOUT)
+    assert threads and threads[0] is not threading.main_thread()
+
+
+def test_libraries_that_fail_to_load_are_named_in_the_dock(make_napari_viewer_proxy, qtbot,
+                                                           monkeypatch):
+    from napari_d3ip.widgets import workflow
+
+    def broken() -> None:
+        raise ImportError("No module named 'torch'")
+
+    monkeypatch.setattr(workflow, "libraries_loaded", lambda: False)
+    monkeypatch.setattr(workflow, "_import_libraries", broken)
+    flow = workflow.WorkflowWidget(make_napari_viewer_proxy())
+    qtbot.waitUntil(lambda: "did not load" in flow.tabs.widget(0).text(), timeout=TIMEOUT)
+    assert "torch" in flow.tabs.widget(1).text() and "reinstall" in flow.tabs.widget(1).text()
+    qtbot.wait(200)
+    assert not flow.ready

@@ -1,10 +1,13 @@
-"""Small form pieces the dock widgets share: prior picker, device list, error text."""
+"""Small pieces the dock widgets share: prior picker, device list, error text, deferred steps."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from qtpy.QtCore import Qt
+from qtpy.QtCore import Qt, QTimer
 from qtpy.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -15,6 +18,32 @@ from qtpy.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+
+#: milliseconds between two deferred GUI steps: a real timer interval, not 0, so that the event
+#: loop paints and handles input between them (zero-delay calls chain back to back in Qt 6)
+TURN_MS = 15
+
+
+def one_per_turn(owner: QWidget, steps: list[Callable[[], Any]]) -> None:
+    """Run `steps` in order, one per turn of the event loop (TURN_MS apart), so the window
+    repaints between them; nothing runs once `owner` is deleted. A step that fails because a
+    view is gone (RuntimeError, AttributeError) is skipped. No timer object is made per call:
+    a timer parented to `owner` could be deleted with it while its own timeout ran (a
+    segfault in the tests' teardown)."""
+    pending = list(steps)
+
+    def run() -> None:
+        try:
+            owner.objectName()  # raises RuntimeError once the owner's C++ side is gone
+        except RuntimeError:
+            return
+        with contextlib.suppress(RuntimeError, AttributeError):
+            pending.pop(0)()
+        if pending:
+            QTimer.singleShot(TURN_MS, run)
+
+    if pending:
+        QTimer.singleShot(TURN_MS, run)
 
 
 def available_devices() -> list[str]:

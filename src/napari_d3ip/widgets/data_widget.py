@@ -26,7 +26,7 @@ from qtpy.QtWidgets import (
 )
 
 from .. import _layers as napari_layers
-from .common import error_text, notify_error, scrolling_layout
+from .common import TURN_MS, error_text, notify_error, scrolling_layout
 from .gc_hold import Hold, watch_removals
 from .kind_settings import KindPages, make_control, page_defaults
 from .state import ParamStore
@@ -227,7 +227,7 @@ class DataWidget(QWidget):
             data, kwargs, kind = self._pending.pop(0)
             try:
                 self.added.append(getattr(self.viewer, f"add_{kind}")(data, **kwargs))
-                QTimer.singleShot(0, self._add_next)
+                QTimer.singleShot(TURN_MS, self._add_next)
             except RuntimeError:  # the dock or the viewer was closed in between: stop adding
                 self._pending = []
             return

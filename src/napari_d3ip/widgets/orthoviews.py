@@ -33,7 +33,7 @@ from qtpy.QtWidgets import QCheckBox, QGridLayout, QLabel, QPushButton, QVBoxLay
 
 from .. import _layers as napari_layers
 from ..orientation import PLANES, axis_map, view_geometry
-from .common import camera_of
+from .common import camera_of, one_per_turn
 
 #: what every slider counts (one voxel of the volume per step, on every axis)
 SLIDER_UNIT = "slice"
@@ -220,16 +220,19 @@ class AnatomicalDisplay:
         return bool(steps)
 
     def apply_steps(self) -> list[Callable[[], Any]]:
-        """`apply` as one step per view (the main canvas, then each extra view; empty when
-        there is nothing anatomical), so that a caller may run them on separate turns of the
-        event loop: each view builds its text overlays and redraws (0.2-0.5 s per view under
-        software OpenGL, benchmarks/gui_stall.py) and the window repaints in between. Each
-        step reads the display's settings when it runs (a later switch is never undone)."""
+        """`apply` as small steps (the main canvas's order and camera, then each of its labels,
+        then each extra view's order and camera and each of its labels; empty when there is
+        nothing anatomical), so that a caller may run them on separate turns of the event
+        loop: a new text overlay builds a vispy visual and redraws (0.2-0.5 s per view with all
+        five at once under software OpenGL, benchmarks/gui_stall.py) and the window repaints
+        in between. Each step reads the display's settings when it runs (a later switch is
+        never undone); a step that changes nothing emits nothing."""
         plan = self._plan()
         if plan is None:
             return []
-        return [self._apply_main, *(partial(self._apply_extra, i, part) for part in (None, *_OVERLAYS)
-                                    for i in range(len(plan[2])))]
+        return [self._apply_main, *(partial(self._apply_main_label, key) for key in _OVERLAYS),
+                *(partial(self._apply_extra, i, part) for part in (None, *_OVERLAYS)
+                  for i in range(len(plan[2])))]
 
     def _plan(self) -> tuple | None:
         """(main order, its geometry, [(extra view widget, its order, its geometry)])."""
@@ -261,7 +264,13 @@ class AnatomicalDisplay:
         labels[-3:] = axis_map(self.affine).axis_labels()
         dims.axis_labels = labels
         dims.order = main
-        _orient(self.viewer, g)
+        camera_of(self.viewer).orientation2d = (g.vertical, g.horizontal)
+
+    def _apply_main_label(self, key: str) -> None:
+        """One title or direction letter of the main canvas."""
+        plan = self._plan()
+        if plan is not None:
+            set_view_labels(self.viewer, _texts(plan[1]), keys=(key,))
 
     def _apply_extra(self, i: int, label: str | None) -> None:
         """Extra view `i`: its order and camera (`label` None), or one of its labels."""
@@ -279,11 +288,6 @@ class AnatomicalDisplay:
 
 def _texts(g: Any) -> dict[str, str]:
     return {"title": g.title, "top": g.top, "bottom": g.bottom, "left": g.left, "right": g.right}
-
-
-def _orient(model: Any, g: Any) -> None:
-    camera_of(model).orientation2d = (g.vertical, g.horizontal)
-    set_view_labels(model, _texts(g))
 
 
 class ViewControls(QWidget):
@@ -345,7 +349,8 @@ class ViewControls(QWidget):
 
     # -- anatomy -------------------------------------------------------------------------
     def _on_inserted(self, event: Any = None, layer: Any = None) -> None:
-        """A volume with an affine arrived: show it the radiological way at once."""
+        """A volume with an affine arrived: show it the radiological way from the next turns
+        of the event loop on (order and camera first, then each title and letter)."""
         layer = layer if layer is not None else getattr(event, "value", None)
         aff = volume_affine(layer)
         if aff is None:
@@ -355,7 +360,9 @@ class ViewControls(QWidget):
             if not same:
                 self.display.affine = aff
                 self.display.plane = "Axial"
-            self.display.apply()
+            # one step per turn: a label's first drawing must not share a turn with napari's
+            # own add of the layer (Simulate stalled 0.6-1.8 s with all of it in one turn)
+            one_per_turn(self, self.display.apply_steps())
             note = self.display.note()
             self.oblique_label.setText(note)
             self.oblique_label.setVisible(bool(note))
@@ -421,27 +428,3 @@ class ViewControls(QWidget):
         if self.display.affine is not None and self.viewer.dims.ndim >= 3:
             for model in (self.viewer, *self.views.view_models()):
                 model.canvas.overlays.axes.visible = False
-
-
-def one_per_turn(owner: QWidget, steps: list[Callable[[], Any]]) -> None:
-    """Run `steps` in order, one per turn of the event loop, so the window repaints between
-    them; the timer is `owner`'s child: nothing runs once `owner` is deleted."""
-    from qtpy.QtCore import QTimer
-
-    if not steps:
-        return
-    timer = QTimer(owner)
-    timer.setSingleShot(True)
-    timer.setInterval(0)
-    pending = list(steps)
-
-    def run() -> None:
-        with contextlib.suppress(RuntimeError, AttributeError):  # a view is gone
-            pending.pop(0)()
-        if pending:
-            timer.start()
-        else:
-            timer.deleteLater()
-
-    timer.timeout.connect(run)
-    timer.start()
