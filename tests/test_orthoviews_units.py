@@ -71,3 +71,18 @@ def test_sliders_step_one_voxel_on_every_axis(make_napari_viewer_proxy, qtbot):
         c.views.hide()
         qtbot.waitUntil(lambda: not c.views.is_shown(), timeout=10000)
     c.deleteLater()
+
+
+def test_result_names_tell_runs_apart_at_their_start():
+    """napari's layer list elides long names in the middle: the run's number and status come
+    first, the source last, and each run's differing settings are in between."""
+    from napari_d3ip._layers import result_name
+    from napari_d3ip.config import from_preset
+
+    cfg = from_preset("cpu-preview")
+    a = result_name(cfg, "brain", "NFE12 K4", 1)
+    b = result_name(cfg, "brain", "NFE12 K4", 2, "cancelled")
+    assert a == "#1 D3IP-base+DDS cpu-preview NFE12 K4 [brain]"
+    assert b == "#2 cancelled · D3IP-base+DDS cpu-preview NFE12 K4 [brain]"
+    assert a[:12] != b[:12] and a.endswith("[brain]") and b.endswith("[brain]")
+    assert result_name(cfg, "brain") == "D3IP-base+DDS cpu-preview [brain]"  # no number: as before

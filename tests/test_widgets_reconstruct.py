@@ -137,7 +137,7 @@ def test_full_run_streams_and_saves(setup, qtbot, tmp_path):
     ctx = rec.ctx
     layer = ctx.layer
     assert ctx.images >= 3 and len(n_data_events) >= 2  # created once, then updated
-    assert layer.name.startswith("DDS custom NFE6") and layer.name.endswith("[vol]")
+    assert layer.name.startswith("#1 DDS custom NFE6") and layer.name.endswith("[vol]")
     assert layer.data.shape == (8, 32, 32)
     np.testing.assert_allclose(layer.contrast_limits, (0.0, 1.0))
     np.testing.assert_allclose(layer.scale, (2.0, 1.2, 1.5))
@@ -180,7 +180,7 @@ def test_cancel_mid_run(setup, qtbot):
     qtbot.waitUntil(lambda: rec.run.state.phase is Phase.IDLE, timeout=TIMEOUT)
     assert handle.stopped.is_set()
     assert "cancelled" in rec.run.label.text() and rec.ctx.steps < 400
-    assert rec.ctx.layer.name.endswith("(cancelled)")
+    assert rec.ctx.layer.name.startswith(f"#{rec.ctx.number} cancelled · ")
     assert rec.run.button.text() == "Run" and not rec.save_btn.isEnabled()
 
 
@@ -208,7 +208,7 @@ def test_worker_error_fails_and_gui_stays_usable(setup, qtbot, monkeypatch):
     qtbot.waitUntil(lambda: rec.run.state.phase is Phase.FAILED, timeout=TIMEOUT)
     assert "CUDA out of memory" in rec.run.label.text()
     assert records, "the worker exception became a napari notification"
-    assert rec.ctx.layer is None or rec.ctx.layer.name.endswith("(failed)")
+    assert rec.ctx.layer is None or rec.ctx.layer.name.startswith(f"#{rec.ctx.number} failed · ")
     assert rec.run.button.isEnabled() and rec.run.button.text() == "Run"
     # a bad parameter is refused without starting anything, in plain words with the fix
     monkeypatch.setattr(pipeline, "reconstruct", real)
@@ -452,3 +452,23 @@ def test_the_clock_runs_during_the_first_step(make_napari_viewer_proxy, qtbot):
     assert "ETA 1:30" in bar.bar.format() and "elapsed" in bar.bar.format()
     bar.shutdown()
     assert not bar.state.active
+
+
+def test_runs_table_newest_on_top_each_row_selects_its_layer(make_napari_viewer_proxy):
+    from napari_d3ip.widgets.runs_table import COLUMNS, RunsTable
+
+    viewer = make_napari_viewer_proxy()
+    first = viewer.add_image(np.zeros((2, 4, 4), np.float32), name="#1 ADMM-TV [vol]")
+    second = viewer.add_image(np.ones((2, 4, 4), np.float32), name="#2 DDS custom NFE6 [vol]")
+    table = RunsTable(viewer)
+    table.add_run(first, "#1 ADMM-TV", "ADMM-TV", "", 28.341, 0.8912, None, 15.0)
+    table.add_run(second, "#2 DDS", "custom", "NFE6", None, None, 3.2e-4, 95.0, status="cancelled 3/6")
+    cells = [[table.item(r, c).text() for c in range(len(COLUMNS))] for r in range(2)]
+    assert cells[0][:3] == ["#2 DDS (cancelled 3/6)", "custom NFE6", "–"]  # newest on top
+    assert cells[0][4] == "3.20e-04"  # no reference: the data residual instead
+    assert cells[1][:4] == ["#1 ADMM-TV", "ADMM-TV", "28.34", "0.891"] and cells[1][4] == "–"
+    # (the viewer proxy wraps each layer anew: compare names, not identities)
+    assert table.select(1) and viewer.layers.selection.active.name == first.name
+    assert table.select(0) and viewer.layers.selection.active.name == second.name
+    viewer.layers.remove(first)
+    assert not table.select(1) and not table.select(5)

@@ -186,16 +186,19 @@ def method_label(config: Any) -> str:
     return f"{adapter}+{solver}" if adapter else solver
 
 
-def result_name(config: Any, source: str, settings: str = "") -> str:
-    """A result layer name that tells runs apart at a glance: method, preset and the settings
-    that differ from the preset, e.g. 'D3IP-base+DDS cpu-preview NFE12 K4 [brain]' (napari
-    elides long names in the middle: the method comes first, the source last)."""
+def result_name(config: Any, source: str, settings: str = "", number: int = 0,
+                status: str = "") -> str:
+    """A result layer name that tells runs apart at a glance, e.g. '#2 D3IP-base+DDS cpu-preview
+    NFE12 K4 [brain]', or '#2 cancelled · D3IP-base+DDS …' once cancelled: napari's layer list
+    elides long names in the middle, so what tells two runs apart comes first (the run's number,
+    the same as in the runs table, and its status) and the source last."""
     from .methods import get_method
 
     preset = getattr(config, "preset", None) or ("custom" if get_method(config.solver).uses_prior
                                                  else "")
-    bits = [method_label(config), preset, settings]
-    return " ".join(b for b in bits if b) + f" [{source}]"
+    head = " ".join(b for b in (f"#{number}" if number else "", status) if b)
+    body = " ".join(b for b in (method_label(config), preset, settings) if b) + f" [{source}]"
+    return f"{head} · {body}" if status else " ".join(b for b in (head, body) if b)
 
 
 def result_kwargs(name: str, measurement: Any, config: Any) -> dict[str, Any]:

@@ -169,6 +169,7 @@ class RunContext:
     source: str
     config: RunConfig
     name: str
+    number: int = 0  # the run's number in this dock's session (names and the runs table)
     layer: Any = None
     steps: int = 0
     images: int = 0
@@ -186,6 +187,7 @@ class ReconstructWidget(QWidget):
         self.calibration = ParamStore("calibration", {"seconds_per_estimated": 0.0,
                                                       "device": ""})
         self.ctx: RunContext | None = None  # the current or last run
+        self._runs_started = 0  # numbers the runs: #1, #2, … in layer names and the runs table
         self._applying = False
         self._measurement_layers: list[Any] = []
         self._selected: Any = None  # the measurement layer the user picked (by identity)
@@ -602,8 +604,10 @@ class ReconstructWidget(QWidget):
         self.store.save(self.values())
         source = str(layer.metadata.get(napari_layers.SOURCE) or layer.name.split(" ")[0])
         method, preset, settings = run_label(cfg)
-        self.ctx = RunContext(measurement=m, source=source, config=cfg,
-                              name=napari_layers.result_name(cfg, source, settings))
+        self._runs_started += 1
+        number = self._runs_started
+        self.ctx = RunContext(measurement=m, source=source, config=cfg, number=number,
+                              name=napari_layers.result_name(cfg, source, settings, number))
         self.ctx.extra.update(method=method, preset=preset, settings=settings)
         self.plot.clear(cfg.n_steps)
         self.save_btn.setEnabled(False)
@@ -733,10 +737,16 @@ class ReconstructWidget(QWidget):
         secs = (result.card.get("timings", {}).get("total_seconds") if result is not None
                 else ctx.extra.get("elapsed"))
         has_ref = metrics.get("psnr") is not None
-        self.runs.add_run(ctx.layer, ctx.extra.get("method", ""), ctx.extra.get("preset", ""),
+        self.runs.add_run(ctx.layer, f"#{ctx.number} {ctx.extra.get('method', '')}",
+                          ctx.extra.get("preset", ""),
                           ctx.extra.get("settings", ""), metrics.get("psnr"),
                           metrics.get("ssim"), None if has_ref else ctx.extra.get("residual"),
                           secs, status)
+
+    @staticmethod
+    def _status_name(ctx: RunContext, status: str) -> str:
+        return napari_layers.result_name(ctx.config, ctx.source, ctx.extra.get("settings", ""),
+                                         ctx.number, status)
 
     def _park_cancelled(self, ctx: RunContext) -> None:
         """A cancelled run's partial result: renamed, hidden, moved below every finished
@@ -744,7 +754,7 @@ class ReconstructWidget(QWidget):
         layer = ctx.layer
         if layer is None or layer not in self.viewer.layers:
             return
-        layer.name = f"{ctx.name} (cancelled)"
+        layer.name = self._status_name(ctx, "cancelled")
         layer.visible = False
         layers = self.viewer.layers
         finished = [i for i, ly in enumerate(layers)
@@ -755,7 +765,7 @@ class ReconstructWidget(QWidget):
 
     def _on_error(self, ctx: RunContext, exc: Exception) -> None:
         if ctx.layer is not None and ctx.layer in self.viewer.layers:
-            ctx.layer.name = f"{ctx.name} (failed)"
+            ctx.layer.name = self._status_name(ctx, "failed")
         self.run.fail(error_text(exc), exc)
 
     # -- save ----------------------------------------------------------------------------
