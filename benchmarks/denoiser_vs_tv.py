@@ -14,6 +14,10 @@ For each prior and each t: the same noisy validation phantoms x_t = √ᾱ x0 + 
   (the best the TV prior can do on these images: an upper bound for TV, in TV's favour).
 
     python -m benchmarks.denoiser_vs_tv --prior ellipses-64 --prior ellipses-64-v [--prior PATH]
+        [--on phantoms --on brain-64 --on heldout-epi]
+
+``--on`` picks the clean images: the validation phantoms (default), or the central slices of a
+shipped real volume (anatomy no prior was trained on: the question the quality issue asks).
 
 Writes benchmarks/denoiser_vs_tv.{json,md}.
 """
@@ -47,13 +51,37 @@ def best_tv_psnr(noisy: np.ndarray, clean: np.ndarray) -> tuple[float, float]:
     return best
 
 
-def measure(prior, n: int) -> dict[str, dict[str, float]]:
+def anatomy_set(sample: str, size: int, n: int, seed: int = 0):
+    """(x0, noise): the `n` central slices of shipped volume `sample` in [0, 1], resized to
+    `size`² when needed, (n, 1, size, size) each; the noise seeded."""
+    import torch
+    from skimage.transform import resize
+
+    from napari_d3ip.io.volumes import to_unit_range
+    from napari_d3ip.sample_data import load_sample
+
+    data, _ = to_unit_range(load_sample(sample))
+    n = min(n, data.shape[0])
+    start = data.shape[0] // 2 - n // 2
+    sl = np.asarray(data[start:start + n], np.float32)
+    if sl.shape[1:] != (size, size):
+        sl = np.stack([resize(im, (size, size), order=1, anti_aliasing=True) for im in sl])
+    x0 = torch.from_numpy(np.ascontiguousarray(sl, np.float32)).clamp(0, 1)[:, None]
+    noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(seed))
+    return x0, noise
+
+
+def measure(prior, n: int, on: str = "phantoms") -> dict[str, dict[str, float]]:
     import torch
 
     from napari_d3ip.core.schedule import q_sample
     from napari_d3ip.training.metrics import best_blur_psnr, psnr_batch, validation_set
 
-    x0, noise = validation_set(prior.image_size, n, 140.0, render=prior.render_size)
+    if on == "phantoms":
+        x0, noise = validation_set(prior.image_size, n, 140.0, render=prior.render_size)
+    else:
+        x0, noise = anatomy_set(on, prior.image_size, n)
+    n = x0.shape[0]
     out = {}
     for t in TIMES:
         ab = prior.schedule.alpha_bar(t)
@@ -70,15 +98,18 @@ def measure(prior, n: int) -> dict[str, dict[str, float]]:
 
 
 def render(results: dict, machine: str, command: str) -> str:
-    lines = ["# Denoiser vs TV (issues #12, #13)", "",
+    lines = ["# Denoiser vs TV (issues #12, #13, #23)", "",
              "Made by `" + command + "` (" + machine + "). Per-image PSNR (dB, data range 1) of "
-             "x0 estimated from the same noisy validation phantoms; TV = Chambolle with the best "
-             "weight of a grid (an oracle, in TV's favour). Δ = network − TV.", "",
-             "| prior | t | network (Tweedie) | best blur | best TV | Δ network − TV |",
-             "|---|---|---|---|---|---|"]
-    for name, res in results.items():
+             "x0 estimated from the same noisy images (validation phantoms, or the central "
+             "slices of a real volume); TV = Chambolle with the best weight of a grid (an "
+             "oracle, in TV's favour). Δ = network − TV.", "",
+             "| prior | images | t | network (Tweedie) | best blur | best TV | Δ network − TV |",
+             "|---|---|---|---|---|---|---|"]
+    for key, res in results.items():
+        name, _, on = key.partition(" on ")
         for t, r in res.items():
-            lines.append(f"| {name} | {t} | {r['tweedie_psnr']:.2f} | {r['blur_psnr']:.2f} | "
+            lines.append(f"| {name} | {on or 'phantoms'} | {t} | {r['tweedie_psnr']:.2f} | "
+                         f"{r['blur_psnr']:.2f} | "
                          f"{r['tv_psnr']:.2f} (w {r['tv_weight']:.3g}) | "
                          f"{r['tweedie_psnr'] - r['tv_psnr']:+.2f} |")
     return "\n".join(lines) + "\n"
@@ -88,6 +119,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--prior", action="append", default=None, help="shipped name or path (repeatable)")
     ap.add_argument("--n", type=int, default=32, help="validation phantoms")
+    ap.add_argument("--on", action="append", default=None,
+                    help="clean images: 'phantoms' (default) or a shipped volume, e.g. brain-64 "
+                         "(its central --n slices); repeatable")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default=str(HERE / "denoiser_vs_tv"), help="path stem of .json/.md")
     args = ap.parse_args(argv)
@@ -102,8 +136,10 @@ def main(argv: list[str] | None = None) -> int:
     results = {}
     for name in args.prior or ["ellipses-64"]:
         prior = load_prior(name, device="cpu")
-        results[prior.name] = measure(prior, args.n)
-        print(prior.name, json.dumps(results[prior.name]), flush=True)
+        for on in args.on or ["phantoms"]:
+            key = prior.name if on == "phantoms" else f"{prior.name} on {on}"
+            results[key] = measure(prior, args.n, on)
+            print(key, json.dumps(results[key]), flush=True)
     command = command_line("denoiser_vs_tv", argv)
     write_report(Path(args.out), {"machine": machine, "command": command, "results": results},
                  render(results, machine, command))

@@ -111,3 +111,31 @@ def test_ellipsoid_volume_is_3d_coherent():
     assert v.shape == (32, 32, 32) and float(v.min()) == 0.0 and math.isclose(float(v.max()), 1.0)
     mid = v[12:20]
     assert float((mid[1:] - mid[:-1]).abs().mean()) < float(mid.abs().mean())
+
+
+def test_warm_grid_walks_nfe_steps_from_t_start_to_zero():
+    s = VPSchedule()
+    assert s.warm_grid(2, 20) == [20, 0]
+    assert s.warm_grid(3, 20) == [20, 10, 0]
+    assert s.warm_grid(4, 50) == [50, 33, 17, 0]
+    assert s.warm_grid(1, 20) == [20]
+    assert s.warm_grid(21, 20) == list(range(20, -1, -1))
+    # the reference grid cut at t* = 20 keeps only t = 0 for 2 steps: what the warm start fixes
+    assert s.time_grid(2, t_start=20) == [0]
+    with pytest.raises(ValueError, match="nfe <= 21"):
+        s.warm_grid(22, 20)
+    with pytest.raises(ValueError, match="t_start"):
+        s.warm_grid(2, 1000)
+
+
+def test_a_warm_start_samples_from_t_start_and_an_impossible_nfe_is_refused_before_compute():
+    from napari_d3ip.config import ConfigError, RunConfig, from_preset
+    from napari_d3ip.pipeline import sampling_grid
+
+    s = VPSchedule()
+    best = from_preset("sv-ct-best")
+    assert sampling_grid(best, s)[0] == best.t_start and len(sampling_grid(best, s)) == best.nfe
+    # an A†y start keeps the paper's grid, cut at t_start
+    assert sampling_grid(RunConfig(nfe=50, t_start=500, init="noise"), s) == s.time_grid(50, 500)
+    with pytest.raises(ConfigError, match="nfe <= 21"):
+        RunConfig.from_dict({"solver": "mbir", "init": "admm-tv", "t_start": 20, "nfe": 25})

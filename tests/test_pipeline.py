@@ -126,6 +126,15 @@ def test_each_bad_config_field_names_itself(field, value, message):
         RunConfig(**{field: value}).validate()
 
 
+@pytest.mark.parametrize("adapter", ["d3ip-base", "d3ip-meta"])
+def test_scattered_slice_adapters_are_refused_with_mbir_before_any_compute(adapter):
+    """They adapt on K scattered slices; DiffusionMBIR's z differences need contiguous ones
+    (this failed at the first adaptation step, after the measurement was loaded)."""
+    with pytest.raises(ConfigError, match="d3ip-mbir with solver mbir"):
+        RunConfig(solver="mbir", adapter=adapter).validate()
+    RunConfig(solver="mbir", adapter="d3ip-mbir").validate()  # the one that fits
+
+
 def test_config_json_round_trip():
     cfg = RunConfig(solver="mbir", adapter="d3ip-mbir", nfe=20, gamma=5.0, seed=7)
     assert RunConfig.from_json(cfg.to_json()) == cfg

@@ -352,8 +352,17 @@ class RunConfig:
             raise bad("adapter", f"adaptation needs a diffusion solver; {self.solver} has no prior")
         if self.adapter == "d3ip-mbir" and self.solver not in ("mbir",):
             raise bad("solver", "adapter d3ip-mbir runs with solver 'mbir' (DiffusionMBIR)")
+        if self.solver == "mbir" and self.adapter in ("d3ip-base", "d3ip-meta"):
+            raise bad("adapter", f"{self.adapter} adapts on K scattered slices, and DiffusionMBIR "
+                                 "needs contiguous ones (it differences along z): use adapter "
+                                 "d3ip-mbir with solver mbir")
         if self.adapter != "none" and self.solver == "dps":
             raise bad("adapter", "adaptation is defined for DDS/DDNM/MBIR estimators, not DPS")
+        if (self.solver in DIFFUSION_SOLVERS and self.init == "admm-tv"
+                and self.nfe > self.t_start + 1):
+            raise bad("nfe", f"a warm start (init admm-tv) walks nfe steps from t_start down to "
+                             f"0: nfe {self.nfe} does not fit below t_start {self.t_start}; use "
+                             f"nfe <= {self.t_start + 1} or a larger t_start")
         return self
 
     # -- JSON ----------------------------------------------------------------------------

@@ -87,6 +87,15 @@ def initial_state(pinv: torch.Tensor, kind: str, alpha_bar: float, g: torch.Gene
     return alpha_bar**0.5 * pinv + (1 - alpha_bar) ** 0.5 * noise.to(pinv.device)
 
 
+def sampling_grid(cfg: RunConfig, sched: Any) -> list[int]:
+    """The times the chain visits: the reference grid (cut at t_start for the A†y starts, as
+    the paper does), or for a warm start from an estimate (init 'admm-tv') nfe steps from
+    t_start exactly down to 0."""
+    if cfg.init == "admm-tv":
+        return sched.warm_grid(cfg.nfe, cfg.t_start)
+    return sched.time_grid(cfg.nfe, t_start=None if cfg.init == "pure-noise" else cfg.t_start)
+
+
 def start_volume(m: Measurement, ms: Measurement, cfg: RunConfig, slab: Slab,
                  mean_eig: float) -> torch.Tensor:
     """The estimate the chain starts from (before noise): A†y, or for init 'admm-tv' ADMM-TV's
@@ -308,7 +317,7 @@ def _sample(run: _Run) -> Generator[Step, None, Result]:
     run.check_prior()
     cfg, m, slab, stop, prior, norms = run.cfg, run.m, run.slab, run.stop, run.prior, run.norms
     sched = prior.schedule
-    grid = sched.time_grid(cfg.nfe, t_start=None if cfg.init == "pure-noise" else cfg.t_start)
+    grid = sampling_grid(cfg, sched)
     ms = m.subset(slab.indices) if slab.distributed else m  # the slices this process samples
     estimator = build_estimator(cfg, norms.norm2, norms.mean_eig)
     estimator.reset(ms.n_slices, slab.coupling())

@@ -52,6 +52,25 @@ class VPSchedule:
                 raise ValueError(f"t_start={t_start} leaves no time in the grid")
         return grid
 
+    def warm_grid(self, nfe: int, t_start: int) -> list[int]:
+        """`nfe` descending integer times from `t_start` exactly down to 0, evenly spaced: the
+        grid of a warm start (CCDF: a good estimate noised to a small t* and walked back in
+        `nfe` steps). The reference grid cut at t* (`time_grid`) would keep only the times
+        below t* of a grid made for the whole schedule: for t* = 20 and nfe = 2 that is [0]
+        alone, one step at t = 0 where the network returns its input and the prior does
+        nothing, while the start is noised to the grid's first time (so not at all)."""
+        if nfe < 1:
+            raise ValueError(f"nfe must be >= 1, got {nfe}")
+        if not 1 <= t_start < self.T:
+            raise ValueError(f"t_start={t_start} is outside 1 .. {self.T - 1}")
+        if nfe == 1:
+            return [int(t_start)]
+        times = [round(t_start * (nfe - 1 - i) / (nfe - 1)) for i in range(nfe)]
+        if len(set(times)) != nfe:
+            raise ValueError(f"nfe={nfe} steps do not fit between t_start={t_start} and 0: "
+                             f"use nfe <= {t_start + 1}")
+        return times
+
 
 def tweedie(x_t: torch.Tensor, eps: torch.Tensor, alpha_bar: float) -> torch.Tensor:
     """Posterior mean x0_hat = (x_t - sqrt(1 - ab) eps) / sqrt(ab)."""
