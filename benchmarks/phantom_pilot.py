@@ -62,13 +62,13 @@ def evaluate(prior_arg: str, tasks: list[str], slices: int, nfe: int) -> list[di
 
 
 def admm_tv_rows(tasks: list[str], slices: int) -> list[dict]:
-    from napari_d3ip.advice import RECOMMENDED_PRESET
+    from napari_d3ip.advice import CLASSICAL_PRESET
     from napari_d3ip.config import from_preset
     from napari_d3ip.pipeline import run
 
     rows = []
     for vol_name, task_name, task, m in measurements(tasks, slices):
-        r = run(m, from_preset(RECOMMENDED_PRESET[task.kind], device="cpu"))
+        r = run(m, from_preset(CLASSICAL_PRESET[task.kind], device="cpu"))
         rows.append({"prior": "(none)", "steps": None, "volume": vol_name, "task": task_name,
                      "method": "admm-tv", "psnr": round(r.metrics["psnr"], 2),
                      "ssim": round(r.metrics["ssim"], 3), "seconds": None})

@@ -33,7 +33,7 @@ def test_tiled_run_is_close_to_the_whole_slice_run_and_recorded(tiny_prior):
 def test_auto_prior_is_chosen_by_the_slices_scale_and_recorded():
     m = ct(64, 1)
     res = run(m, RunConfig(nfe=1, device="cpu", prior="auto"))
-    assert res.card["prior_choice"] == {"asked": "auto", "used": "ellipses-64"}
+    assert res.card["prior_choice"] == {"asked": "auto", "used": "organic-64"}
 
 
 def test_a_run_that_cannot_fit_is_refused_before_the_first_step(tiny_prior, monkeypatch):

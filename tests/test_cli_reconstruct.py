@@ -33,7 +33,7 @@ def test_dds_on_the_sample_ct_writes_volume_card_and_metrics(tmp_path, capsys):
     assert vol.data.shape == (m.n_slices, *m.image_shape)
     card = json.loads((tmp_path / "recon.json").read_text())
     assert card["config"]["solver"] == "dds" and card["config"]["nfe"] == 2 and card["seed"] == 3
-    assert card["prior"]["name"] == "ellipses-64" and card["prior"]["sha256"]
+    assert card["prior"]["name"] == "organic-64" and card["prior"]["sha256"]
     assert 10 < card["metrics"]["psnr"] < 60
 
     before = out.read_bytes()

@@ -65,12 +65,12 @@ def test_a_run_that_does_not_fit_is_refused_with_a_setting_that_fits():
 
 def test_auto_picks_the_shipped_prior_nearest_in_scale():
     shipped = [n for n in SCALE_DEFAULTS if n in shipped_priors()]
-    assert "ellipses-64" in shipped
+    assert "organic-64" in shipped
     for n in shipped:
         scale = card_scale(read_card(n))
         name, why = choose_prior((scale, scale))
         assert name == n and f"{scale}-pixel" in why
-    assert choose_prior((40, 40))[0] == "ellipses-64"
+    assert choose_prior((40, 40))[0] == "organic-64"
 
 
 def test_every_library_error_shares_one_base():

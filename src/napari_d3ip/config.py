@@ -207,7 +207,7 @@ class RunConfig:
                       "volume; scd/ddip: per slice; none: the plain solver)", choices=ADAPTERS,
                       gui="basic", solvers=DIFFUSION_SOLVERS)
     prior: str = _p("auto", "auto (the shipped prior trained at the slices' pixel scale: "
-                    "ellipses-64 for 64-pixel slices, ellipses-128 for 128 and larger), a shipped "
+                    "organic-64 for 64-pixel slices, ellipses-128 for 128 and larger), a shipped "
                     "prior's name, or a .safetensors path (its .json card beside it)",
                     gui="basic", user=True, solvers=DIFFUSION_SOLVERS)
     nfe: int = _p(50, "diffusion steps (network function evaluations)", lo=1, hi=1000,

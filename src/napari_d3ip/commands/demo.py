@@ -109,8 +109,8 @@ def _cmd(args) -> int:
 def _classical_answer(m, cfg):
     """ADMM-TV on the same measurement (its task's preset, the run's device): the figure a user
     should compare D3IP's with."""
-    from ..advice import RECOMMENDED_PRESET
+    from ..advice import CLASSICAL_PRESET
     from ..config import from_preset
     from ..pipeline import run
 
-    return run(m, from_preset(RECOMMENDED_PRESET[m.operator.kind], device=cfg.device))
+    return run(m, from_preset(CLASSICAL_PRESET[m.operator.kind], device=cfg.device))

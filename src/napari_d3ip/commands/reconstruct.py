@@ -95,8 +95,13 @@ def add_run_options(p, default_preset: str | None = None) -> None:
         f"else the default shown ({where}).")
     g.add_argument("--config", help="a RunConfig JSON file (e.g. a previous run card's 'config'); "
                    "options given beside it override it (default: none)")
+    from ..advice import CLASSICAL_PRESET, recommended_preset
+
+    real = "; ".join(f"{kind}: {recommended_preset(kind)}" for kind in CLASSICAL_PRESET)
     g.add_argument("--preset", choices=names, metavar="NAME",
-                   help=f"a preset: {', '.join(names)} (see `d3ip presets`) (default: "
+                   help=f"a preset: {', '.join(names)} (see `d3ip presets`). For real data "
+                   f"start with {real} (measured on real brains; sv-ct-best / mri3d-best are "
+                   "D3IP's best there) (default: "
                    f"{default_preset or 'none: the RunConfig defaults below'})")
     for spec in specs():
         if not spec.flags[0]:  # `preset`: set by --preset, not by hand

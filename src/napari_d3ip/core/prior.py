@@ -338,8 +338,10 @@ def card_scale(card: dict) -> int:
     return int(card.get("pixel_scale", {}).get("render_size", arch.get("image_size", 64)))
 
 
-# the shipped prior to pick for each pixel scale when a run asks for prior "auto" (one per scale)
-SCALE_DEFAULTS = ("ellipses-64", "ellipses-128")
+# the shipped prior to pick for each pixel scale when a run asks for prior "auto" (one per scale):
+# at 64 pixels the organic-phantom prior, a better denoiser than TV on real anatomy where the
+# Ellipses one is not (benchmarks/denoiser_vs_tv.md; docs/results.md)
+SCALE_DEFAULTS = ("organic-64", "ellipses-128")
 
 
 def choose_prior(image_shape: tuple[int, int]) -> tuple[str, str]:
