@@ -11,7 +11,7 @@ from napari_d3ip.config import presets
 def test_advice_quotes_the_figures():
     text = advice("ct")
     assert text.startswith("Best on real anatomy today: ADMM-TV (28.34 dB in 4 s")
-    assert "sv-ct-best 28.77 dB in ~3 min" in text and "24.87 dB in ~7 min" in text
+    assert "sv-ct-best 28.77 dB in ~2 min" in text and "24.87 dB in ~7 min" in text
     assert advice("mri").startswith("Best on real anatomy today: mri3d-best (31.79 dB")
     assert "ADMM-TV 30.87 dB in 4 s" in advice("mri")
     for kind in FIGURES:
