@@ -233,3 +233,33 @@ def test_phantom_pilot_table_has_one_row_per_prior_and_method_and_a_column_per_t
     assert lines[0].split(" | ")[3:] == ["brain-64 ct15", "brain-64 mri-r8", "heldout-epi ct15", "heldout-epi mri-r8 |"]
     assert lines[1] == "| (none) |  | admm-tv | 28.00 | 29.00 | 28.00 | 29.00 |"
     assert lines[2] == "| organic | 900 | dds | 24.00 | 25.00 | 24.00 | 25.00 |"
+
+
+def test_anatomy_set_takes_central_slices_of_a_real_volume_in_unit_range_with_seeded_noise():
+    from benchmarks.denoiser_vs_tv import anatomy_set
+
+    x0, noise = anatomy_set("brain-64", 64, 4)
+    again, noise2 = anatomy_set("brain-64", 64, 4)
+    assert x0.shape == noise.shape == (4, 1, 64, 64)
+    assert float(x0.min()) >= 0.0 and float(x0.max()) <= 1.0 and float(x0.mean()) > 0.05
+    assert torch.equal(noise, noise2) and torch.equal(x0, again)
+    small, _ = anatomy_set("brain-64", 32, 2)  # resized to the prior's size
+    assert small.shape == (2, 1, 32, 32)
+
+
+def test_best_presets_rows_switch_the_prior_and_the_adaptation_off_and_on():
+    from benchmarks.best_presets import ADAPTATION, configs, markdown
+
+    for task in ("ct15", "mri-r8"):
+        c = configs(task, "organic-64")
+        assert c["admm-tv"].solver == "admm-tv"
+        best, off, adapt = c["best"], c["prior off"], c["+ adaptation"]
+        assert best.anchor > 0 and off.anchor == 0.0 and best.adapter == "none"
+        assert off.replace(anchor=best.anchor) == best  # the only difference: the prior's weight
+        assert adapt.adapter == ADAPTATION["adapter"]
+        assert adapt.replace(**{k: getattr(best, k) for k in ADAPTATION}) == best
+    rows = [{"volume": "brain-64", "slices": 64, "task": "ct15", "row": r, "psnr": p, "ssim": 0.9,
+             "seconds": 1.0} for r, p in (("admm-tv", 28.0), ("best", 28.5), ("prior off", 28.1),
+                                          ("+ adaptation", 28.4))]
+    md = markdown(rows, {"cpu": "x", "torch": "t", "torch_threads": 1}, "cmd")
+    assert "| brain-64 (64) | ct15 |" in md and md.rstrip().endswith("| +0.40 | -0.10 |")

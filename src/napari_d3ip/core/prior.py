@@ -340,7 +340,7 @@ def card_scale(card: dict) -> int:
 
 # the shipped prior to pick for each pixel scale when a run asks for prior "auto" (one per scale):
 # at 64 pixels the organic-phantom prior, a better denoiser than TV on real anatomy where the
-# Ellipses one is not (benchmarks/denoiser_vs_tv.md; docs/results.md)
+# Ellipses one is not (benchmarks/denoiser_vs_tv_anatomy.md; docs/results.md)
 SCALE_DEFAULTS = ("organic-64", "ellipses-128")
 
 
