@@ -70,6 +70,9 @@ def main(argv=None) -> int:
     ap.add_argument("--name", default="ellipses-64")
     ap.add_argument("--ablation", type=Path, default=None, help="another run to compare with")
     ap.add_argument("--real", default="heldout-epi", help="held-out real sample volume ('' = skip)")
+    ap.add_argument("--lineage", type=Path, default=None,
+                    help="the card of the prior the run started from (its --init-from), kept as "
+                         "training.init_from_training so the card says how the whole prior was made")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -82,6 +85,12 @@ def main(argv=None) -> int:
     prior = load_prior(exported)
     card = dict(prior.card)
     card["name"] = args.name
+    if args.lineage:
+        before = json.loads(args.lineage.read_text())["training"]
+        card["training"] = {**card["training"], "init_from_training": before,
+                            "total_steps": before["steps"] + card["training"]["steps"],
+                            "total_cpu_seconds": round(before["cpu_seconds"]
+                                                       + card["training"]["cpu_seconds"], 1)}
     n_mean = state["config"]["n_mean"]
     q = denoising_quality(prior, n=64, n_mean=n_mean, times=(50, 200, 500, 800, 980))
     card["quality"] = {
